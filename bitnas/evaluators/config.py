@@ -1,0 +1,74 @@
+"""Settings of data and training, as frozen validated values (no torch import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bitnas.errors import SpecError
+
+__all__ = ["DataSpec", "TrainSpec"]
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def _number(name: str, v: object, *, low: float, integer: bool = False, open_low: bool = False) -> None:
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    if isinstance(v, bool) or not ok or (v <= low if open_low else v < low):  # type: ignore[operator]
+        kind = "an integer" if integer else "a number"
+        rel = ">" if open_low else ">="
+        raise SpecError(f"`{name}` must be {kind} {rel} {low:g}, got {v!r}", field=name)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which dataset and how it is split (the split is fixed by ``seed``)."""
+
+    name: str = "digits"
+    seed: int = 0
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"`name` must be a dataset name, got {self.name!r}", field="name")
+        _number("seed", self.seed, low=0, integer=True)
+        for f in ("val_fraction", "test_fraction"):
+            _number(f, getattr(self, f), low=0.0, open_low=True)
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise SpecError(
+                "`val_fraction` + `test_fraction` must leave at least 10% for training, got "
+                f"{self.val_fraction} + {self.test_fraction}",
+                field="val_fraction",
+            )
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How every trial is trained. ``threads`` caps torch's intra-op threads per trial."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    threads: int = 1
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _number("epochs", self.epochs, low=1, integer=True)
+        _number("batch_size", self.batch_size, low=1, integer=True)
+        _number("lr", self.lr, low=0.0, open_low=True)
+        _number("weight_decay", self.weight_decay, low=0.0)
+        _number("threads", self.threads, low=1, integer=True)
+        if self.optimizer not in OPTIMIZERS:
+            raise SpecError(
+                f"`optimizer` must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}",
+                field="optimizer",
+            )
+        if not isinstance(self.device, str) or not (
+            self.device in ("cpu", "auto", "cuda") or self.device.startswith("cuda:")
+        ):
+            raise SpecError(
+                f'`device` must be "auto", "cpu", "cuda" or "cuda:N", got {self.device!r}',
+                field="device",
+            )

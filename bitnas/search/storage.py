@@ -1,0 +1,84 @@
+"""Opening Optuna storages and studies, with clear errors instead of SQLAlchemy tracebacks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+
+from bitnas.errors import StorageError
+from bitnas.search.problem import Problem
+
+__all__ = ["create_or_load_study", "load_study", "open_storage", "study_names"]
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///") :]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage for ``url`` (SQLite files get their folder created)."""
+    if not isinstance(url, str) or "://" not in url:
+        raise StorageError(
+            f"storage must be a database URL such as sqlite:///runs/study.db, got {url!r}"
+        )
+    path = _sqlite_path(url)
+    if path is not None:
+        if not create and not path.exists():
+            raise StorageError(f"no study storage at {path} (from {url}): run `bitnas run` first")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create the folder of storage {url}: {e}") from None
+        target = path if path.exists() else path.parent
+        if not os.access(target, os.W_OK):
+            raise StorageError(f"storage {url} is not writable: {target} denies writing")
+    try:
+        # A generous busy timeout lets readers and one writer share a SQLite file.
+        kwargs = {"connect_args": {"timeout": 60}} if path is not None else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as e:  # SQLAlchemy raises many types; all mean the same to a user
+        raise StorageError(f"cannot open storage {url}: {type(e).__name__}: {e}") from None
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str, url: str = "") -> optuna.Study:
+    """Load an existing study; a missing name lists the ones the storage holds."""
+    names = study_names(storage)
+    if name not in names:
+        raise StorageError(f"study {name!r} is not in storage {url or storage}; it holds {names}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def create_or_load_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    problem: Problem,
+    sampler: optuna.samplers.BaseSampler,
+    url: str = "",
+) -> optuna.Study:
+    """Continue study ``name`` if it exists (same objectives required), else create it."""
+    if name in study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        want = [d.upper() for d in problem.directions]
+        have = [d.name for d in study.directions]
+        names = study.metric_names
+        if have != want or (names is not None and list(names) != problem.metric_names):
+            raise StorageError(
+                f"study {name!r} in {url or 'the storage'} has objectives {names} {have}, but "
+                f"this study file asks for {problem.metric_names} {want}; use another study "
+                "name or storage (the existing study is left untouched)"
+            )
+        return study
+    study = optuna.create_study(
+        storage=storage, study_name=name, directions=problem.directions, sampler=sampler
+    )
+    study.set_metric_names(problem.metric_names)
+    return study

@@ -1,0 +1,239 @@
+"""The resolved, frozen architecture a trial trains: what the cost model and builders read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from bitnas.errors import SpecError
+
+__all__ = [
+    "FULL_PRECISION",
+    "Architecture",
+    "LayerSpec",
+    "NeuronSpec",
+    "check_bits",
+]
+
+#: Bit width that stands for "not quantized" (float32), as in DESIGN.md's cost model.
+FULL_PRECISION = 32
+#: Largest integer bit width a quantizer accepts; above it only FULL_PRECISION is legal.
+MAX_INT_BITS = 16
+
+LayerKind = Literal["linear", "conv1d", "conv2d"]
+Encoding = Literal["direct", "rate"]
+ENCODINGS: tuple[str, ...] = ("direct", "rate")
+LAYER_KINDS: tuple[str, ...] = ("linear", "conv1d", "conv2d")
+
+
+def check_bits(name: str, value: object) -> int:
+    """Return ``value`` if it is a legal bit width (1..16 or 32), else raise SpecError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+        1 <= value <= MAX_INT_BITS or value == FULL_PRECISION
+    ):
+        raise SpecError(
+            f"`{name}` must be an integer bit width in 1..{MAX_INT_BITS} or "
+            f"{FULL_PRECISION} (full precision), got {value!r}",
+            field=name,
+        )
+    return value
+
+
+def _tuple_of_ints(name: str, value: object) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise SpecError(f"`{name}` must be a list of integers, got {value!r}", field=name)
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One weighted layer: its shape, its weight bits and the activation site after it.
+
+    ``in_ch``/``out_ch`` are features for a linear layer and channels for a convolution.
+    ``in_size`` is the spatial size of the input (empty for linear). ``abits`` is the bits per
+    timestep of the neuron that follows the layer; ``None`` marks the read-out layer, whose
+    output is averaged over the timesteps instead of spiking.
+    """
+
+    kind: LayerKind
+    in_ch: int
+    out_ch: int
+    wbits: int
+    abits: int | None
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    padding: tuple[int, ...] = ()
+    groups: int = 1
+    in_size: tuple[int, ...] = ()
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in LAYER_KINDS:
+            raise SpecError(f"layer `kind` must be one of {list(LAYER_KINDS)}, got {self.kind!r}")
+        for name in ("in_ch", "out_ch", "groups"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SpecError(f"layer `{name}` must be a positive integer, got {v!r}", field=name)
+        check_bits("wbits", self.wbits)
+        if self.abits is not None:
+            check_bits("abits", self.abits)
+        # JSON round trips turn tuples into lists: normalise so equality and hashing hold.
+        for name in ("kernel", "stride", "padding", "in_size"):
+            object.__setattr__(self, name, _tuple_of_ints(name, getattr(self, name)))
+        dims = {"linear": 0, "conv1d": 1, "conv2d": 2}[self.kind]
+        for name in ("kernel", "stride", "padding", "in_size"):
+            if len(getattr(self, name)) != dims:
+                raise SpecError(
+                    f"a {self.kind} layer needs `{name}` of length {dims}, "
+                    f"got {getattr(self, name)!r}",
+                    field=name,
+                )
+        if self.in_ch % self.groups or self.out_ch % self.groups:
+            raise SpecError(
+                f"layer `groups` must divide in_ch={self.in_ch} and out_ch={self.out_ch}, "
+                f"got {self.groups}",
+                field="groups",
+            )
+        if dims and any(o < 1 for o in self.out_size):
+            raise SpecError(
+                f"{self.kind} layer with input size {self.in_size}, kernel {self.kernel}, "
+                f"stride {self.stride}, padding {self.padding} has empty output {self.out_size}"
+            )
+
+    @property
+    def out_size(self) -> tuple[int, ...]:
+        """Spatial output size: floor((i + 2p - k) / s) + 1 per dimension."""
+        return tuple(
+            (i + 2 * p - k) // s + 1
+            for i, k, s, p in zip(self.in_size, self.kernel, self.stride, self.padding, strict=True)
+        )
+
+    @property
+    def is_readout(self) -> bool:
+        return self.abits is None
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """Settings of the multi-level integrate-and-fire neuron shared by all activation sites.
+
+    ``leak`` is the membrane decay per step (1.0: IF, < 1: LIF). ``v_init`` is the initial
+    membrane potential as a fraction of the threshold: 0.5 makes a T=1 site a *rounding*
+    quantizer instead of a flooring one (as in QCFS ANN-to-SNN conversion) and centres the
+    spike-count error for T > 1.
+    """
+
+    leak: float = 1.0
+    v_init: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.leak, (int, float)) or not (0.0 < self.leak <= 1.0):
+            raise SpecError(f"`leak` must be in (0, 1], got {self.leak!r}", field="leak")
+        if not isinstance(self.v_init, (int, float)) or not (0.0 <= self.v_init < 1.0):
+            raise SpecError(f"`v_init` must be in [0, 1), got {self.v_init!r}", field="v_init")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A fully resolved network: what is trained, costed and stored with a trial.
+
+    Frozen and JSON round-trippable: ``Architecture.from_json(a.to_json()) == a``.
+    """
+
+    family: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    layers: tuple[LayerSpec, ...]
+    timesteps: int = 1
+    input_encoding: Encoding = "direct"
+    input_bits: int = 8
+    neuron: NeuronSpec = field(default_factory=NeuronSpec)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", _tuple_of_ints("input_shape", self.input_shape))
+        layers = tuple(
+            LayerSpec(**lay) if isinstance(lay, Mapping) else lay for lay in self.layers
+        )
+        object.__setattr__(self, "layers", layers)
+        if isinstance(self.neuron, Mapping):
+            object.__setattr__(self, "neuron", NeuronSpec(**self.neuron))
+        if not layers:
+            raise SpecError("an architecture needs at least one layer", field="layers")
+        for i, lay in enumerate(layers):
+            if not isinstance(lay, LayerSpec):
+                raise SpecError(f"layer {i} must be a LayerSpec, got {type(lay).__name__}")
+            last = i == len(layers) - 1
+            if last != lay.is_readout:
+                raise SpecError(
+                    "exactly the last layer is the read-out (abits = None); "
+                    f"layer {i} of {len(layers)} has abits={lay.abits!r}",
+                    field="abits",
+                )
+        if layers[-1].out_ch != self.num_classes:
+            raise SpecError(
+                f"the read-out layer must have num_classes={self.num_classes} outputs, "
+                f"got {layers[-1].out_ch}",
+                field="num_classes",
+            )
+        t = self.timesteps
+        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            raise SpecError(f"`timesteps` must be an integer >= 1, got {t!r}", field="timesteps")
+        if self.input_encoding not in ENCODINGS:
+            raise SpecError(
+                f"`input_encoding` must be one of {list(ENCODINGS)}, got {self.input_encoding!r}",
+                field="input_encoding",
+            )
+        check_bits("input_bits", self.input_bits)
+
+    # -- views -------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        """Number of hidden (spiking/quantized) layers, i.e. layers before the read-out."""
+        return len(self.layers) - 1
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return tuple(lay.out_ch for lay in self.layers[:-1])
+
+    @property
+    def wbits(self) -> tuple[int, ...]:
+        return tuple(lay.wbits for lay in self.layers)
+
+    @property
+    def abits(self) -> tuple[int, ...]:
+        return tuple(lay.abits for lay in self.layers[:-1] if lay.abits is not None)
+
+    def summary(self) -> str:
+        """One line for tables: ``mlp 64-128(w4a2)-64(w8a1)-10(w8) T=4 direct``."""
+        parts = [str(math.prod(self.input_shape))]
+        for lay in self.layers:
+            bits = f"w{lay.wbits}" + (f"a{lay.abits}" if lay.abits is not None else "")
+            parts.append(f"{lay.out_ch}({bits})")
+        return f"{self.family} {'-'.join(parts)} T={self.timesteps} {self.input_encoding}"
+
+    # -- serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
+        return cls(**dict(data))
+
+    @classmethod
+    def from_json(cls, text: str) -> Architecture:
+        return cls.from_dict(json.loads(text))
+
+    def key(self) -> str:
+        """A short stable digest of the architecture, equal for equal architectures."""
+        return hashlib.sha1(self.to_json().encode()).hexdigest()[:16]

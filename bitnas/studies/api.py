@@ -1,0 +1,141 @@
+"""The Python API for launch scripts; the CLI takes exactly this path.
+
+    import bitnas
+    spec = bitnas.load_spec("studies/digits.toml")
+    result = bitnas.run(spec, trials=20)
+    print(result.front())            # pandas DataFrame of the feasible Pareto front
+    result.study                     # the optuna.Study in its storage
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import pyarrow as pa
+
+from bitnas.errors import SpecError
+from bitnas.search import (
+    counts,
+    create_or_load_study,
+    front_trials,
+    load_study,
+    make_sampler,
+    open_storage,
+    optimize,
+    trials_table,
+)
+from bitnas.search.storage import study_names
+from bitnas.studies.loader import load_spec
+from bitnas.studies.spec import StudySpec
+
+__all__ = ["StudyResult", "open_result", "run"]
+
+FRONT_COLUMNS = [
+    "number",
+    "val_accuracy",
+    "test_accuracy",
+    "bitops",
+    "event_bitops",
+    "weight_bits",
+    "timesteps",
+    "summary",
+]
+
+
+@dataclass
+class StudyResult:
+    """A study in its storage, with views of its front and trials.
+
+    ``added`` counts what the last ``run`` call added (empty for an opened study).
+    """
+
+    study: optuna.Study
+    storage_url: str
+    spec: StudySpec | None = None
+    added: dict[str, int] = field(default_factory=dict)
+
+    def trials_table(self) -> pa.Table:
+        """One row per trial (see ``bitnas.search.export.trials_table``)."""
+        return trials_table(self.study)
+
+    def front_table(self) -> pa.Table:
+        """The feasible Pareto front, cheapest first, as an Arrow table."""
+        table = self.trials_table()
+        numbers = [t.number for t in front_trials(self.study)]
+        rows = {n: i for i, n in enumerate(table.column("number").to_pylist())}
+        return table.take([rows[n] for n in numbers])
+
+    def front(self) -> object:
+        """The feasible Pareto front as a pandas DataFrame (main columns first)."""
+        df = self.front_table().to_pandas()
+        cols = [c for c in FRONT_COLUMNS if c in df.columns]
+        return df[cols + [c for c in df.columns if c not in cols]].reset_index(drop=True)
+
+    def counts(self) -> dict[str, int]:
+        return counts(self.study.get_trials(deepcopy=False))
+
+
+def _quiet_optuna() -> None:
+    optuna.logging.set_verbosity(logging.WARNING)
+
+
+def run(
+    spec: StudySpec | str | Path,
+    *,
+    trials: int | None = None,
+    sampler: str | None = None,
+    storage: str | None = None,
+    seed: int | None = None,
+    backend: str = "local",
+    progress: bool = True,
+) -> StudyResult:
+    """Run ``spec`` (a StudySpec or a study file path) until its study holds ``trials``
+    finished trials; a study already in the storage is continued, never restarted."""
+    _quiet_optuna()
+    if not isinstance(spec, StudySpec):
+        spec = load_spec(spec)
+    spec = spec.replace(trials=trials, sampler=sampler, storage=storage, seed=seed)
+    st = spec.study
+    problem = spec.problem()
+    problem.check_feasible()
+    store = open_storage(st.storage)
+    # Seed the sampler from the study seed *and* the trials already stored, so a resumed run
+    # continues the sequence instead of replaying its first proposals.
+    existing = (
+        len(load_study(store, st.name).get_trials(deepcopy=False))
+        if st.name in study_names(store)
+        else 0
+    )
+    study = create_or_load_study(
+        store, st.name, problem, make_sampler(st.sampler, st.seed + 7919 * existing), st.storage
+    )
+    if existing == 0 and spec.raw:
+        study.set_user_attr("bitnas_spec", dict(spec.raw))
+        study.set_user_attr("source", spec.source or "")
+    finished = counts(study.get_trials(deepcopy=False))["finished"]
+    missing = max(0, st.trials - finished)
+    added = optimize(study, problem, missing, backend=backend, progress=progress)
+    return StudyResult(study=study, storage_url=st.storage, spec=spec, added=added)
+
+
+def open_result(target: StudySpec | str | Path, *, storage: str | None = None) -> StudyResult:
+    """Open an existing study: from a study file (its name and storage) or a study name
+    (storage from ``storage``, else ``sqlite:///runs/<name>.db``)."""
+    _quiet_optuna()
+    spec: StudySpec | None = None
+    if isinstance(target, StudySpec):
+        spec = target
+    elif str(target).endswith(".toml") or Path(target).is_file():
+        spec = load_spec(target)
+    if spec is not None:
+        name, url = spec.study.name, storage or spec.study.storage
+    else:
+        name = str(target)
+        if not name:
+            raise SpecError("a study file or study name is required")
+        url = storage or f"sqlite:///runs/{name}.db"
+    study = load_study(open_storage(url, create=False), name, url)
+    return StudyResult(study=study, storage_url=url, spec=spec)

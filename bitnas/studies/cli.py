@@ -1,0 +1,178 @@
+"""The ``bitnas`` command line: run, pareto, export, cost."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bitnas.errors import BitnasError
+from bitnas.studies.report import format_counts, format_front
+
+__all__ = ["main"]
+
+#: Spaces up to this size are enumerated exactly by `bitnas cost`; larger ones are sampled.
+EXACT_LIMIT = 300_000
+SAMPLES = 20_000
+
+
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage URL (default: the study file's, or sqlite:///runs/<name>.db)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="bitnas",
+        description="Search neural architectures and their bit allocation under a BitOps budget.",
+    )
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run (or continue) a study until it has its target trials")
+    r.add_argument("file", help="study file (TOML)")
+    r.add_argument("--trials", type=int, metavar="N", help="target number of finished trials")
+    r.add_argument("--sampler", metavar="S", help="sampler name (tpe, nsga2, nsga3, gp, random, qmc)")
+    r.add_argument("--seed", type=int, metavar="K", help="study seed")
+    r.add_argument("--backend", default="local", help="where trials run (default: local)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_storage(r)
+
+    p = sub.add_parser("pareto", help="print the feasible Pareto front of a stored study")
+    p.add_argument("target", help="study file (TOML) or study name")
+    _add_storage(p)
+
+    e = sub.add_parser("export", help="write every trial of a stored study to Parquet/CSV")
+    e.add_argument("target", help="study file (TOML) or study name")
+    e.add_argument("--parquet", metavar="OUT", help="Parquet file to write")
+    e.add_argument("--csv", metavar="OUT", help="CSV file to write")
+    _add_storage(e)
+
+    c = sub.add_parser("cost", help="size and cost range of a study's space, share within budget")
+    c.add_argument("file", help="study file (TOML)")
+    _add_storage(c)
+    return ap
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bitnas.studies.api import run
+
+    t0 = time.perf_counter()
+    result = run(
+        args.file,
+        trials=args.trials,
+        sampler=args.sampler,
+        storage=args.storage,
+        seed=args.seed,
+        backend=args.backend,
+        progress=not args.no_progress,
+    )
+    spec = result.spec
+    assert spec is not None
+    print(
+        f"study {spec.study.name!r} in {result.storage_url}: added "
+        f"{format_counts(result.added)} in {time.perf_counter() - t0:.1f} s; "
+        f"now {format_counts(result.counts())}"
+    )
+    print(format_front(result.study, budget=spec.budget.bitops))
+    return 0
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    from bitnas.studies.api import open_result
+
+    result = open_result(args.target, storage=args.storage)
+    budget = result.spec.budget.bitops if result.spec else None
+    print(f"study {result.study.study_name!r} in {result.storage_url}: {format_counts(result.counts())}")
+    print(format_front(result.study, budget=budget))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from bitnas.errors import SpecError
+    from bitnas.studies.api import open_result
+
+    if not args.parquet and not args.csv:
+        raise SpecError("`bitnas export` needs --parquet OUT and/or --csv OUT")
+    result = open_result(args.target, storage=args.storage)
+    table = result.trials_table()
+    if args.parquet:
+        import pyarrow.parquet as pq
+
+        Path(args.parquet).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, args.parquet)
+        print(f"wrote {table.num_rows} trials to {args.parquet}")
+    if args.csv:
+        df = table.to_pandas()
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(args.csv, index=False)
+        print(f"wrote {table.num_rows} trials to {args.csv}")
+    return 0
+
+
+def _cmd_cost(args: argparse.Namespace) -> int:
+    from bitnas.search.storage import open_storage, study_names
+    from bitnas.spaces import bitops
+    from bitnas.studies.loader import load_spec
+
+    spec = load_spec(args.file)
+    space, budget = spec.space, spec.budget.bitops
+    size = space.size()
+    lo, hi = space.extremes(bitops)
+    print(f"space of {spec.source}: {size:,} architectures ({space.family})")
+    print(f"  cheapest: {bitops(lo):>14,} BitOps  {lo.summary()}")
+    print(f"  dearest:  {bitops(hi):>14,} BitOps  {hi.summary()}")
+    if budget is None:
+        print("  no budget set: the whole space is allowed")
+    else:
+        if size <= EXACT_LIMIT:
+            within = sum(1 for a in space.grid() if bitops(a) <= budget)
+            share, how = within / size, f"exact, {within:,} of {size:,}"
+        else:
+            rng = random.Random(0)
+            hits = sum(bitops(space.sample_uniform(rng)) <= budget for _ in range(SAMPLES))
+            share = hits / SAMPLES
+            err = 1.96 * math.sqrt(max(share * (1 - share), 1e-12) / SAMPLES)
+            how = f"estimated from {SAMPLES:,} uniform draws, ±{err:.1%} (95%)"
+        print(f"  budget {budget:,.0f} BitOps: {share:.1%} of the space fits ({how})")
+    url = args.storage or spec.study.storage
+    try:
+        store = open_storage(url, create=False)
+        names = study_names(store)
+    except BitnasError:
+        names = []
+    if spec.study.name in names:
+        from bitnas.studies.api import open_result
+
+        r = open_result(spec, storage=url)
+        print(f"  stored in {url}: {format_counts(r.counts())}")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "pareto": _cmd_pareto, "export": _cmd_export, "cost": _cmd_cost}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BitnasError as e:
+        print(f"bitnas: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "\nbitnas: interrupted; finished trials are stored, the running one was closed. "
+            "Run the same command again to continue the study.",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

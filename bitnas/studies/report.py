@@ -1,0 +1,58 @@
+"""Plain-text views of a study for the terminal."""
+
+from __future__ import annotations
+
+import optuna
+
+from bitnas.search.export import front_trials
+
+__all__ = ["format_counts", "format_front"]
+
+
+def format_counts(c: dict[str, int]) -> str:
+    parts = [f"{c.get('finished', 0)} finished trials"]
+    detail = [f"{c[k]} {k}" for k in ("complete", "failed", "pruned") if c.get(k)]
+    if detail:
+        parts[0] += f" ({', '.join(detail)})"
+    if c.get("rejected"):
+        parts.append(f"{c['rejected']} over budget, not trained")
+    if c.get("running"):
+        parts.append(f"{c['running']} running")
+    return ", ".join(parts)
+
+
+def format_front(study: optuna.Study, *, budget: float | None = None) -> str:
+    """The feasible Pareto front as an aligned table, cheapest first."""
+    front = front_trials(study)
+    names = study.metric_names or ["value_0", "value_1"]
+    title = "feasible Pareto front" + (f" (budget {budget:,.0f} BitOps)" if budget else "")
+    if not front:
+        return f"{title}: empty (no feasible COMPLETE trial yet)"
+    head = ["trial", names[0], "test_acc", names[1], "event_bitops", "T", "architecture"]
+    rows = []
+    for t in front:
+        ua = t.user_attrs
+        ev = ua.get("event_bitops")
+        ta = ua.get("test_accuracy")
+        rows.append(
+            [
+                str(t.number),
+                f"{t.values[0]:.4f}",  # type: ignore[index]
+                "" if ta is None else f"{ta:.4f}",
+                f"{t.values[1]:,.0f}",  # type: ignore[index]
+                "" if ev is None else f"{ev:,.0f}",
+                str(ua.get("timesteps", "")),
+                str(ua.get("summary", "")),
+            ]
+        )
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    right = {0, 1, 2, 3, 4, 5}
+
+    def line(r: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+
+    out = [f"{title}: {len(front)} points", line(head), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    return "\n".join(out)

@@ -1,0 +1,177 @@
+"""The study specification: what a study file (TOML) or a launch script declares.
+
+A study file has the sections [study], [data], [space], [budget] and [train]; see
+``studies/digits.toml``. Every error names the field, the bad value, what is allowed and where.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bitnas.errors import RegistryError, SpecError
+from bitnas.evaluators import DataSpec, TrainedEvaluator, TrainSpec, dataset_info
+from bitnas.evaluators._base import Evaluator
+from bitnas.search.problem import Problem
+from bitnas.search.samplers import SAMPLERS
+from bitnas.spaces import SPACES, Budget, SearchSpace
+from bitnas.spaces.architecture import NeuronSpec
+
+__all__ = ["SECTIONS", "StudySection", "StudySpec"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class StudySection:
+    """[study]: the study's name, storage, target trial count, sampler and seed."""
+
+    name: str
+    storage: str = ""
+    trials: int = 40
+    sampler: str = "tpe"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise SpecError(
+                "`name` must be letters, digits, '_', '-' or '.', starting with a letter or "
+                f"digit, got {self.name!r}",
+                field="name",
+            )
+        if not self.storage:
+            object.__setattr__(self, "storage", f"sqlite:///runs/{self.name}.db")
+        if not isinstance(self.storage, str) or "://" not in self.storage:
+            raise SpecError(
+                f"`storage` must be a database URL like sqlite:///runs/x.db, got {self.storage!r}",
+                field="storage",
+            )
+        t = self.trials
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise SpecError(f"`trials` must be an integer >= 0, got {t!r}", field="trials")
+        if self.sampler not in SAMPLERS:
+            raise SpecError(
+                f"`sampler` must be one of {SAMPLERS.names()}, got {self.sampler!r}",
+                field="sampler",
+            )
+        s = self.seed
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise SpecError(f"`seed` must be an integer >= 0, got {s!r}", field="seed")
+
+
+def _check_keys(section: str, table: Mapping[str, Any], allowed: list[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise SpecError(
+                f"unknown key `{key}` in [{section}]{hint} (allowed: {', '.join(sorted(allowed))})",
+                field=key,
+            )
+
+
+def _fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+_NEURON_KEYS = ["leak", "v_init"]
+_DERIVED = {"input_shape", "num_classes", "neuron"}
+
+
+def _build_space(table: Mapping[str, Any], data: DataSpec) -> SearchSpace:
+    family = table.get("family", "mlp")
+    if family not in SPACES:
+        raise SpecError(f"`family` must be one of {SPACES.names()}, got {family!r}", field="family")
+    cls = SPACES.get(family)
+    allowed = ["family", *_NEURON_KEYS] + [f for f in _fields(cls) if f not in _DERIVED]
+    _check_keys("space", table, allowed)
+    kwargs = {k: v for k, v in table.items() if k not in ("family", *_NEURON_KEYS)}
+    neuron = NeuronSpec(**{k: table[k] for k in _NEURON_KEYS if k in table})
+    info = dataset_info(data.name)
+    return cls(input_shape=info.input_shape, num_classes=info.num_classes, neuron=neuron, **kwargs)  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A whole study: build one with ``StudySpec.from_dict`` or ``bitnas.load_spec(path)``."""
+
+    study: StudySection
+    data: DataSpec
+    space: SearchSpace
+    budget: Budget = field(default_factory=Budget)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    source: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> StudySpec:
+        """Validate a parsed study file (``source`` names it in error messages)."""
+        origin = source or "the study spec"
+        if not isinstance(data, Mapping):
+            raise SpecError(f"a study spec must be a table of sections, got {type(data).__name__}")
+        for name in data:
+            if name not in SECTIONS:
+                close = difflib.get_close_matches(name, SECTIONS, n=1)
+                hint = f"; did you mean [{close[0]}]?" if close else ""
+                raise SpecError(
+                    f"unknown section [{name}]{hint} (allowed: "
+                    f"{', '.join(f'[{s}]' for s in SECTIONS)})",
+                    where=origin,
+                )
+        tables: dict[str, Mapping[str, Any]] = {}
+        for name in SECTIONS:
+            table = data.get(name, {})
+            if not isinstance(table, Mapping):
+                raise SpecError(f"[{name}] must be a table, got {table!r}", where=origin)
+            tables[name] = table
+        if "study" not in data or "name" not in tables["study"]:
+            raise SpecError("[study] must set `name`", field="name", where=f"[study] of {origin}")
+
+        def section(name: str, build: Any) -> Any:
+            try:
+                return build(tables[name])
+            except SpecError as e:
+                raise e.located(f"[{name}] of {origin}") from None
+            except (RegistryError, TypeError) as e:  # unknown dataset name, mistyped value
+                raise SpecError(str(e), where=f"[{name}] of {origin}") from None
+
+        def plain(name: str, kls: type) -> Any:
+            def build(table: Mapping[str, Any]) -> Any:
+                _check_keys(name, table, _fields(kls))
+                return kls(**table)
+
+            return section(name, build)
+
+        study = plain("study", StudySection)
+        data_spec = plain("data", DataSpec)
+        section("data", lambda t: dataset_info(data_spec.name))
+        space = section("space", lambda t: _build_space(t, data_spec))
+        budget = plain("budget", Budget)
+        train = plain("train", TrainSpec)
+        return cls(study, data_spec, space, budget, train, source, dict(data))
+
+    def replace(self, **study_fields: Any) -> StudySpec:
+        """This spec with [study] fields overridden (None values are ignored)."""
+        changes = {k: v for k, v in study_fields.items() if v is not None}
+        if not changes:
+            return self
+        try:
+            study = dataclasses.replace(self.study, **changes)
+        except SpecError as e:
+            raise e.located("the command line") from None
+        return dataclasses.replace(self, study=study)
+
+    def evaluator(self) -> Evaluator:
+        return TrainedEvaluator(data=self.data, train=self.train)
+
+    def problem(self) -> Problem:
+        return Problem(
+            space=self.space, evaluator=self.evaluator(), budget=self.budget, seed=self.study.seed
+        )
+
+
+SECTIONS = ["study", "data", "space", "budget", "train"]
