@@ -1,8 +1,8 @@
 """bitnas: search neural architectures and their bit allocation under a BitOps budget.
 
-    import bitnas
-    result = bitnas.run("studies/digits.toml")
-    result.front()
+import bitnas
+result = bitnas.run("studies/digits.toml")
+result.front()
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ __all__ = ["DataSpec", "TrainSpec"]
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-def _number(name: str, v: object, *, low: float, integer: bool = False, open_low: bool = False) -> None:
+def _number(
+    name: str, v: object, *, low: float, integer: bool = False, open_low: bool = False
+) -> None:
     ok = isinstance(v, int) if integer else isinstance(v, (int, float))
     if isinstance(v, bool) or not ok or (v <= low if open_low else v < low):  # type: ignore[operator]
         kind = "an integer" if integer else "a number"

@@ -84,7 +84,8 @@ class BitNet(nn.Module):
             if meter is not None:
                 assert isinstance(neuron, MultiLevelIF) and neuron.last_codes is not None
                 meter.add(i + 1, neuron.last_codes, neuron.abits)
-        return self.layers[-1](h.mean(dim=0))
+        logits: torch.Tensor = self.layers[-1](h.mean(dim=0))
+        return logits
 
     def n_params(self) -> int:
         return sum(math.prod(p.shape) for p in self.parameters())

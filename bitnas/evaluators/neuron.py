@@ -40,6 +40,7 @@ class MultiLevelIF(nn.Module):
         self.full_precision = abits == FULL_PRECISION
         self.levels = 0 if self.full_precision else (1 << abits) - 1
         self.theta = nn.Parameter(torch.ones(()))
+        self.initialized: torch.Tensor
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self.record = False
         self.last_codes: torch.Tensor | None = None

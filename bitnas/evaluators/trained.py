@@ -25,4 +25,6 @@ class TrainedEvaluator(Evaluator):
         from bitnas.evaluators.datasets import load_splits
         from bitnas.evaluators.training import train_and_evaluate
 
-        return train_and_evaluate(arch, load_splits(self.data), self.train, seed=seed, report=report)
+        return train_and_evaluate(
+            arch, load_splits(self.data), self.train, seed=seed, report=report
+        )

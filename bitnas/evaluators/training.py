@@ -28,7 +28,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError(f'`device` is "{name}" but no CUDA device is available; use "auto" or "cpu"')
+        raise SpecError(
+            f'`device` is "{name}" but no CUDA device is available; use "auto" or "cpu"'
+        )
     return torch.device(name)
 
 
@@ -106,7 +108,7 @@ def train_and_evaluate(
                         f"({arch.summary()})"
                     )
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
                 sched.step()
                 total += loss.item() * len(idx)

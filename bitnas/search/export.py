@@ -41,7 +41,7 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
     mask = pareto_mask(np.array([t.values for t in trials]), directions)
     front = [t for t, keep in zip(trials, mask, strict=True) if keep]
     cost_i = len(names) - 1
-    return sorted(front, key=lambda t: (t.values[cost_i], t.number))  # type: ignore[index]
+    return sorted(front, key=lambda t: (t.values[cost_i], t.number))
 
 
 def _row(t: FrozenTrial, names: list[str], front: set[int]) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from bitnas.search.trials import (
 __all__ = ["run_local"]
 
 
-def run_local(study: optuna.Study, problem: Problem, n_trials: int, *, progress: bool = True) -> dict[str, int]:
+def run_local(
+    study: optuna.Study, problem: Problem, n_trials: int, *, progress: bool = True
+) -> dict[str, int]:
     """Run trials until ``n_trials`` more have finished; returns the counts of what was added.
 
     A trial that raises ends FAIL with its error stored and the study goes on; Ctrl-C closes
@@ -39,7 +41,9 @@ def run_local(study: optuna.Study, problem: Problem, n_trials: int, *, progress:
             else:
                 curve: list[float] = []
 
-                def report(step: int, metrics: Mapping[str, float], curve: list[float] = curve) -> bool:
+                def report(
+                    step: int, metrics: Mapping[str, float], curve: list[float] = curve
+                ) -> bool:
                     curve.append(float(metrics.get(problem.evaluator.objective, float("nan"))))
                     return False
 

@@ -15,7 +15,8 @@ __all__ = ["dominates", "pareto_mask"]
 
 def _as_min(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    return np.asarray(values, dtype=float) * signs
+    out: np.ndarray = np.asarray(values, dtype=float) * signs
+    return out
 
 
 def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
@@ -24,7 +25,9 @@ def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str])
     return bool(np.all(x <= y) and np.any(x < y))
 
 
-def pareto_mask(values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
+def pareto_mask(
+    values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[str]
+) -> np.ndarray:
     """Boolean mask of the non-dominated rows of ``values`` ([n, m]).
 
     Duplicated points are all kept (none dominates its copy).

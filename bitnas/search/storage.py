@@ -77,8 +77,9 @@ def create_or_load_study(
                 "name or storage (the existing study is left untouched)"
             )
         return study
+    directions = [optuna.study.StudyDirection[d.upper()] for d in problem.directions]
     study = optuna.create_study(
-        storage=storage, study_name=name, directions=problem.directions, sampler=sampler
+        storage=storage, study_name=name, directions=directions, sampler=sampler
     )
     study.set_metric_names(problem.metric_names)
     return study

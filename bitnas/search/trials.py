@@ -8,6 +8,7 @@ avoid it, and it does not count toward the study's target of trials.
 from __future__ import annotations
 
 import json
+import random
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,8 +42,12 @@ ATTR_REJECTED = "rejected"
 ATTR_ERROR = "error"
 ATTR_DUPLICATE = "duplicate_of"
 
-#: Give up after this many over-budget proposals in a row (the sampler is stuck).
-MAX_CONSECUTIVE_REJECTIONS = 500
+#: After this many over-budget proposals in a row, the next trial is a uniformly drawn
+#: feasible architecture. Samplers that model only COMPLETE trials (GP, QMC) never learn from
+#: a rejection and would otherwise propose the same over-budget point forever.
+FALLBACK_AFTER = 10
+#: Uniform draws tried to find a feasible architecture before the budget is declared too tight.
+FALLBACK_DRAWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,9 @@ def counts(trials: list[FrozenTrial]) -> dict[str, int]:
             c["rejected"] += 1
         else:
             c["finished"] += 1
-            c[{TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}.get(t.state, "pruned")] += 1
+            c[
+                {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}.get(t.state, "pruned")
+            ] += 1
     return c
 
 
@@ -95,17 +102,36 @@ def _record_architecture(trial: optuna.trial.Trial, arch: Architecture, budget: 
         trial.set_user_attr("budget_bitops", budget.bitops)
 
 
+def _feasible_draw(problem: Problem, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    for _ in range(FALLBACK_DRAWS):
+        params, arch = problem.space.sample_uniform_with_params(rng)
+        if problem.budget.allows(problem.cost(arch)):
+            return params
+    raise BudgetError(
+        f"no architecture within the budget of {problem.budget.bitops:,.0f} BitOps in "
+        f"{FALLBACK_DRAWS:,} uniform draws from the space: run `bitnas cost` to see how much of "
+        "the space fits, and raise the budget or narrow the space"
+    )
+
+
 def propose(
     study: optuna.Study, problem: Problem, seen: Mapping[str, FrozenTrial] | None = None
 ) -> Proposal:
     """Ask until an architecture within budget comes up; over-budget ones are told PRUNED.
 
-    ``seen`` maps architecture keys to completed trials: a proposal of an already trained
-    architecture carries that trial as ``duplicate_of`` (training is deterministic, so its
-    result can be reused instead of training twice).
+    After ``FALLBACK_AFTER`` rejections in a row the next trial is enqueued with the parameters
+    of a uniformly drawn feasible architecture (recorded as ``proposed_by``). ``seen`` maps
+    architecture keys to completed trials: a proposal of an already trained architecture
+    carries that trial as ``duplicate_of`` (training is deterministic, so its result can be
+    reused instead of training twice).
     """
     budget = problem.budget
-    for _ in range(MAX_CONSECUTIVE_REJECTIONS):
+    rejected = 0
+    while True:
+        if rejected and rejected % FALLBACK_AFTER == 0:
+            params = _feasible_draw(problem, seed=problem.seed * 1_000_003 + len(study.trials))
+            study.enqueue_trial(params, user_attrs={"proposed_by": "feasible-fallback"})
         trial = study.ask()
         arch = problem.space.sample(trial)
         cost = float(problem.cost(arch))
@@ -119,11 +145,7 @@ def propose(
             ATTR_REJECTED, f"over budget: {cost:,.0f} > {budget.bitops:,.0f} BitOps, not trained"
         )
         study.tell(trial, state=TrialState.PRUNED)
-    raise BudgetError(
-        f"the sampler proposed {MAX_CONSECUTIVE_REJECTIONS} architectures over the budget of "
-        f"{budget.bitops:,.0f} BitOps in a row; run `bitnas cost` to see how much of the space "
-        "fits, and raise the budget or narrow the space"
-    )
+        rejected += 1
 
 
 def result_attrs(problem: Problem, arch: Architecture, result: EvalResult) -> dict[str, Any]:
@@ -144,7 +166,9 @@ def result_attrs(problem: Problem, arch: Architecture, result: EvalResult) -> di
     return attrs
 
 
-def tell_result(study: optuna.Study, problem: Problem, p: Proposal, result: EvalResult) -> FrozenTrial:
+def tell_result(
+    study: optuna.Study, problem: Problem, p: Proposal, result: EvalResult
+) -> FrozenTrial:
     """Record ``result`` on the trial and tell it COMPLETE (or PRUNED if stopped early)."""
     objective = result.value(problem.evaluator.objective)
     for k, v in result_attrs(problem, p.arch, result).items():

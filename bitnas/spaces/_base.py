@@ -37,8 +37,16 @@ class SearchSpace(abc.ABC):
         """Number of distinct parameter assignments (= architectures) in the space."""
 
     @abc.abstractmethod
+    def uniform_chooser(self, rng: random.Random) -> Chooser:
+        """A chooser whose ``build`` yields every architecture of the space equally often."""
+
     def sample_uniform(self, rng: random.Random) -> Architecture:
         """One architecture drawn uniformly from the whole space."""
+        return self.build(self.uniform_chooser(rng))
+
+    def sample_uniform_with_params(self, rng: random.Random) -> tuple[dict[str, Any], Architecture]:
+        rec = RecordingChooser(self.uniform_chooser(rng))
+        return rec.params, self.build(rec)
 
     def sample(self, trial: Any) -> Architecture:
         """Sample through an Optuna trial; per-layer parameters exist only for existing layers."""
@@ -63,7 +71,7 @@ class SearchSpace(abc.ABC):
                 j -= 1
             if j < 0:
                 return
-            prefix = idx[:j] + [idx[j] + 1]
+            prefix = [*idx[:j], idx[j] + 1]
 
     def grid(self) -> Iterator[Architecture]:
         """Every architecture of the space, each once."""

@@ -32,8 +32,10 @@ LAYER_KINDS: tuple[str, ...] = ("linear", "conv1d", "conv2d")
 
 def check_bits(name: str, value: object) -> int:
     """Return ``value`` if it is a legal bit width (1..16 or 32), else raise SpecError."""
-    if isinstance(value, bool) or not isinstance(value, int) or not (
-        1 <= value <= MAX_INT_BITS or value == FULL_PRECISION
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (1 <= value <= MAX_INT_BITS or value == FULL_PRECISION)
     ):
         raise SpecError(
             f"`{name}` must be an integer bit width in 1..{MAX_INT_BITS} or "
@@ -159,9 +161,7 @@ class Architecture:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", _tuple_of_ints("input_shape", self.input_shape))
-        layers = tuple(
-            LayerSpec(**lay) if isinstance(lay, Mapping) else lay for lay in self.layers
-        )
+        layers = tuple(LayerSpec(**lay) if isinstance(lay, Mapping) else lay for lay in self.layers)
         object.__setattr__(self, "layers", layers)
         if isinstance(self.neuron, Mapping):
             object.__setattr__(self, "neuron", NeuronSpec(**self.neuron))

@@ -138,7 +138,8 @@ class RandomChooser:
         return int(self.rng.randint(low, high))
 
     def categorical(self, name: str, choices: Sequence[T]) -> T:
-        return choices[self.rng.randrange(len(choices))]
+        i: int = self.rng.randrange(len(choices))
+        return choices[i]
 
 
 class ExtremeChooser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bitnas.errors import SpecError
@@ -76,7 +76,7 @@ class MLPSpace(SearchSpace):
     timesteps: tuple[int, ...] = (1, 2, 4)
     input_encoding: tuple[str, ...] = ("direct",)
     input_bits: int = 8
-    neuron: NeuronSpec = NeuronSpec()
+    neuron: NeuronSpec = field(default_factory=NeuronSpec)
 
     family = "mlp"
 
@@ -164,15 +164,17 @@ class MLPSpace(SearchSpace):
     def size(self) -> int:
         return sum(self._size_at_depth(d) for d in range(self.depth[0], self.depth[1] + 1))
 
-    def sample_uniform(self, rng: random.Random) -> Architecture:
+    def uniform_chooser(self, rng: random.Random) -> Chooser:
+        # Depths are drawn in proportion to how many architectures they hold; the rest of the
+        # choices are then independent and uniform.
         depths = list(range(self.depth[0], self.depth[1] + 1))
         d = rng.choices(depths, weights=[self._size_at_depth(x) for x in depths])[0]
 
-        class _Fixed(RandomChooser):
+        class _DepthFirst(RandomChooser):
             def integer(self, name: str, low: int, high: int) -> int:
                 return d if name == "depth" else super().integer(name, low, high)
 
-        return self.build(_Fixed(rng))
+        return _DepthFirst(rng)
 
     def extremes(self, cost: Callable[[Architecture], float]) -> tuple[Architecture, Architecture]:
         """(cheapest, dearest) without enumeration.
@@ -181,6 +183,8 @@ class MLPSpace(SearchSpace):
         the depth grows, which holds for every cost of ``bitnas.spaces.cost`` on an MLP (each is
         a sum of products of those factors). Only the input encodings are tried one by one.
         """
-        cheap = [self.build(ExtremeChooser(min, {"input_encoding": e})) for e in self.input_encoding]
+        cheap = [
+            self.build(ExtremeChooser(min, {"input_encoding": e})) for e in self.input_encoding
+        ]
         dear = [self.build(ExtremeChooser(max, {"input_encoding": e})) for e in self.input_encoding]
         return min(cheap, key=cost), max(dear, key=cost)

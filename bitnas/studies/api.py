@@ -1,10 +1,10 @@
 """The Python API for launch scripts; the CLI takes exactly this path.
 
-    import bitnas
-    spec = bitnas.load_spec("studies/digits.toml")
-    result = bitnas.run(spec, trials=20)
-    print(result.front())            # pandas DataFrame of the feasible Pareto front
-    result.study                     # the optuna.Study in its storage
+import bitnas
+spec = bitnas.load_spec("studies/digits.toml")
+result = bitnas.run(spec, trials=20)
+print(result.front())            # pandas DataFrame of the feasible Pareto front
+result.study                     # the optuna.Study in its storage
 """
 
 from __future__ import annotations

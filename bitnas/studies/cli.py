@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run (or continue) a study until it has its target trials")
     r.add_argument("file", help="study file (TOML)")
     r.add_argument("--trials", type=int, metavar="N", help="target number of finished trials")
-    r.add_argument("--sampler", metavar="S", help="sampler name (tpe, nsga2, nsga3, gp, random, qmc)")
+    r.add_argument(
+        "--sampler", metavar="S", help="sampler name (tpe, nsga2, nsga3, gp, random, qmc)"
+    )
     r.add_argument("--seed", type=int, metavar="K", help="study seed")
     r.add_argument("--backend", default="local", help="where trials run (default: local)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -89,7 +91,8 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
 
     result = open_result(args.target, storage=args.storage)
     budget = result.spec.budget.bitops if result.spec else None
-    print(f"study {result.study.study_name!r} in {result.storage_url}: {format_counts(result.counts())}")
+    name = result.study.study_name
+    print(f"study {name!r} in {result.storage_url}: {format_counts(result.counts())}")
     print(format_front(result.study, budget=budget))
     return 0
 

@@ -37,9 +37,9 @@ def format_front(study: optuna.Study, *, budget: float | None = None) -> str:
         rows.append(
             [
                 str(t.number),
-                f"{t.values[0]:.4f}",  # type: ignore[index]
+                f"{t.values[0]:.4f}",
                 "" if ta is None else f"{ta:.4f}",
-                f"{t.values[1]:,.0f}",  # type: ignore[index]
+                f"{t.values[1]:,.0f}",
                 "" if ev is None else f"{ev:,.0f}",
                 str(ua.get("timesteps", "")),
                 str(ua.get("summary", "")),
@@ -50,7 +50,8 @@ def format_front(study: optuna.Study, *, budget: float | None = None) -> str:
 
     def line(r: list[str]) -> str:
         return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
         ).rstrip()
 
     out = [f"{title}: {len(front)} points", line(head), line(["-" * w for w in widths])]

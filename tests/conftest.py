@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bitnas.evaluators import CallableEvaluator, EvalResult
+from bitnas.search import Problem
+from bitnas.spaces import Architecture, Budget, MLPSpace, bitops
+
+
+def small_space(**kw: object) -> MLPSpace:
+    base: dict[str, object] = dict(
+        input_shape=(64,),
+        num_classes=10,
+        depth=(1, 2),
+        width=(16, 32),
+        wbits=(2, 8),
+        abits=(1, 4),
+        timesteps=(1, 4),
+    )
+    base.update(kw)
+    return MLPSpace(**base)  # type: ignore[arg-type]
+
+
+def synthetic_accuracy(arch: Architecture) -> float:
+    """A deterministic stand-in for training: more BitOps, more accuracy, with diminishing
+    returns and a bonus for activation levels — enough structure for a real Pareto front."""
+    levels = sum(math.log2(min(a, 8) + 1) for a in arch.abits) / max(arch.depth, 1)
+    return 1.0 - 1.0 / (1.0 + 0.05 * math.log(bitops(arch)) + 0.1 * levels)
+
+
+class SpyEvaluator(CallableEvaluator):
+    """Records every architecture it is asked to evaluate."""
+
+    def __init__(self) -> None:
+        self.seen: list[Architecture] = []
+
+        def fn(arch: Architecture, *, seed: int, report: object) -> EvalResult:
+            self.seen.append(arch)
+            return EvalResult(
+                metrics={"val_accuracy": synthetic_accuracy(arch), "test_accuracy": 0.5},
+                densities=tuple(0.25 for _ in arch.layers),
+            )
+
+        super().__init__(fn)
+
+
+@pytest.fixture
+def spy() -> SpyEvaluator:
+    return SpyEvaluator()
+
+
+@pytest.fixture
+def problem(spy: SpyEvaluator) -> Problem:
+    return Problem(space=small_space(), evaluator=spy, budget=Budget(60_000))

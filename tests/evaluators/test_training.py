@@ -1,0 +1,73 @@
+"""Real training on digits: spiking and quantized networks both learn."""
+
+from __future__ import annotations
+
+import pytest
+
+from bitnas.errors import EvaluationError, SpecError
+from bitnas.evaluators import DataSpec, TrainedEvaluator, TrainSpec
+from bitnas.evaluators.datasets import load_splits
+from bitnas.spaces import Architecture, LayerSpec
+
+pytestmark = pytest.mark.slow
+
+
+def mlp(t, abits, wbits=4, width=64, enc="direct"):
+    layers = (
+        LayerSpec("linear", 64, width, wbits, abits),
+        LayerSpec("linear", width, 10, wbits, None),
+    )
+    return Architecture("mlp", (64,), 10, layers, t, enc, 8)
+
+
+def test_split_is_seeded_and_disjoint():
+    a, b = load_splits(DataSpec(seed=0)), load_splits(DataSpec(seed=1))
+    assert len(a.x_train) + len(a.x_val) + len(a.x_test) == 1797
+    assert a.x_train.min() >= 0 and a.x_train.max() <= 1
+    assert not (a.y_test == b.y_test).all()
+
+
+@pytest.mark.parametrize(
+    ("t", "abits", "enc"),
+    [(1, 2, "direct"), (4, 1, "direct"), (4, 1, "rate")],
+    ids=["T1-2bit-ANN", "T4-binary-spikes", "T4-binary-rate"],
+)
+def test_quantized_and_spiking_both_learn(t, abits, enc):
+    ev = TrainedEvaluator(train=TrainSpec(epochs=20))
+    r = ev.evaluate(mlp(t, abits, enc=enc), seed=0)
+    # chance is 10%; both must be far above it
+    assert r.metrics["test_accuracy"] > 0.85, r.metrics
+    assert r.metrics["val_accuracy"] > 0.85, r.metrics
+    assert r.densities is not None and len(r.densities) == 2
+    assert all(0 < d < 1 for d in r.densities)
+
+
+def test_same_seed_same_accuracy_and_report_stops():
+    ev = TrainedEvaluator(train=TrainSpec(epochs=4))
+    a = ev.evaluate(mlp(2, 2), seed=3)
+    b = ev.evaluate(mlp(2, 2), seed=3)
+    assert a.metrics == b.metrics and a.densities == b.densities
+    calls = []
+
+    def report(step, metrics):
+        calls.append((step, metrics["val_accuracy"]))
+        return step == 2
+
+    r = ev.evaluate(mlp(2, 2), seed=3, report=report)
+    assert [c[0] for c in calls] == [1, 2] and r.stopped and r.epochs == 2
+
+
+def test_divergence_is_an_evaluation_error():
+    ev = TrainedEvaluator(train=TrainSpec(epochs=2, lr=1e30, optimizer="sgd"))
+    with pytest.raises(EvaluationError, match="training diverged: loss is"):
+        ev.evaluate(mlp(1, 32, wbits=32), seed=0)
+
+
+def test_cuda_without_gpu_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    ev = TrainedEvaluator(train=TrainSpec(epochs=1, device="cuda"))
+    with pytest.raises(SpecError, match="no CUDA device is available"):
+        ev.evaluate(mlp(1, 2), seed=0)

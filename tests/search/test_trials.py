@@ -1,0 +1,154 @@
+"""The trial protocol: budget before training, failures kept, duplicates reused, counts."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from bitnas.errors import BudgetError
+from bitnas.evaluators import CallableEvaluator, EvalResult
+from bitnas.search import Problem, counts, optimize
+from bitnas.spaces import Architecture, Budget, bitops
+from tests.conftest import SpyEvaluator, small_space
+
+
+def new_study(problem, seed=0):
+    study = optuna.create_study(
+        directions=problem.directions, sampler=optuna.samplers.RandomSampler(seed=seed)
+    )
+    study.set_metric_names(problem.metric_names)
+    return study
+
+
+def test_tight_budget_never_trains_over_budget():
+    spy = SpyEvaluator()
+    space = small_space()
+    costs = sorted(bitops(a) for a in space.grid())
+    budget = costs[len(costs) // 10]  # only ~10% of the space fits
+    problem = Problem(space=space, evaluator=spy, budget=Budget(budget))
+    study = new_study(problem)
+    optimize(study, problem, 10, progress=False)
+    assert spy.seen and all(bitops(a) <= budget for a in spy.seen)
+    rejected = [t for t in study.trials if "rejected" in t.user_attrs]
+    assert rejected, "a 10% budget must have rejected some proposals"
+    for t in rejected:
+        assert t.state == TrialState.PRUNED
+        assert t.constraints[Budget.CONSTRAINT] > 0
+        assert t.user_attrs["cost"]["bitops"] > budget
+        assert "over budget" in t.user_attrs["rejected"]
+    c = counts(study.trials)
+    assert c["finished"] == 10 and c["rejected"] == len(rejected)
+
+
+def test_budget_below_cheapest_is_refused_before_any_trial():
+    spy = SpyEvaluator()
+    problem = Problem(space=small_space(), evaluator=spy, budget=Budget(100))
+    study = new_study(problem)
+    with pytest.raises(BudgetError, match=r"below the cheapest architecture .* at [\d,]+ BitOps"):
+        optimize(study, problem, 3, progress=False)
+    assert not study.trials and not spy.seen
+
+
+def test_failing_trial_is_kept_and_study_goes_on():
+    calls = []
+
+    def flaky(arch: Architecture, *, seed: int, report: object) -> EvalResult:
+        calls.append(arch)
+        if len(calls) == 2:
+            raise RuntimeError("worker exploded")
+        return EvalResult(metrics={"val_accuracy": 0.5})
+
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(flaky))
+    study = new_study(problem)
+    optimize(study, problem, 4, progress=False)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1
+    assert failed[0].user_attrs["error"] == "RuntimeError: worker exploded"
+    assert "worker exploded" in failed[0].user_attrs["traceback"]
+    assert counts(study.trials) | {} == {
+        "complete": 3,
+        "failed": 1,
+        "pruned": 0,
+        "rejected": 0,
+        "running": 0,
+        "finished": 4,
+    }
+
+
+def test_non_finite_objective_fails_the_trial():
+    problem = Problem(
+        space=small_space(),
+        evaluator=CallableEvaluator(lambda a, seed, report: {"val_accuracy": float("nan")}),
+    )
+    study = new_study(problem)
+    optimize(study, problem, 2, progress=False)
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
+    assert "not finite" in study.trials[0].user_attrs["error"]
+
+
+def test_duplicate_architecture_is_reused_not_retrained():
+    spy = SpyEvaluator()
+    space = small_space(depth=(1, 1), width=(16,), wbits=(2,), abits=(1, 2), timesteps=(1,))
+    assert space.size() == 2
+    problem = Problem(space=space, evaluator=spy)
+    study = new_study(problem)
+    optimize(study, problem, 8, progress=False)
+    assert len(spy.seen) == 2
+    dups = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(dups) == 6
+    for t in dups:
+        src = study.trials[t.user_attrs["duplicate_of"]]
+        assert (
+            t.values == src.values
+            and t.user_attrs["architecture"] == src.user_attrs["architecture"]
+        )
+
+
+def test_early_stopped_result_is_pruned_not_complete():
+    problem = Problem(
+        space=small_space(),
+        evaluator=CallableEvaluator(
+            lambda a, seed, report: EvalResult(
+                metrics={"val_accuracy": 0.3}, stopped=True, epochs=1
+            )
+        ),
+    )
+    study = new_study(problem)
+    optimize(study, problem, 2, progress=False)
+    assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2
+    assert counts(study.trials)["finished"] == 2
+
+
+def test_attributes_recorded_on_each_trial(problem, spy):
+    study = new_study(problem)
+    optimize(study, problem, 3, progress=False)
+    t = study.get_trials(states=(TrialState.COMPLETE,))[0]
+    arch = Architecture.from_json(t.user_attrs["architecture"])
+    assert problem.space.from_params(t.params) == arch
+    assert t.user_attrs["cost_model"] == "bitnas-bitops/1"
+    assert t.user_attrs["cost"]["bitops"] == bitops(arch) == t.values[1]
+    assert t.user_attrs["densities"] == [0.25] * len(arch.layers)
+    assert t.user_attrs["event_bitops"] == pytest.approx(0.25 * bitops(arch))
+    assert t.user_attrs["test_accuracy"] == 0.5
+    assert study.metric_names == ["val_accuracy", "bitops"]
+
+
+class _Stubborn(optuna.samplers.RandomSampler):
+    """Always proposes the largest option: the most expensive architecture, forever."""
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        if isinstance(param_distribution, optuna.distributions.CategoricalDistribution):
+            return max(param_distribution.choices)
+        return param_distribution.high
+
+
+def test_stuck_sampler_falls_back_to_feasible_draws():
+    spy = SpyEvaluator()
+    problem = Problem(space=small_space(), evaluator=spy, budget=Budget(30_000), seed=0)
+    study = optuna.create_study(directions=problem.directions, sampler=_Stubborn(seed=0))
+    optimize(study, problem, 3, progress=False)
+    assert len(spy.seen) == 3 and all(bitops(a) <= 30_000 for a in spy.seen)
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert all(t.user_attrs.get("proposed_by") == "feasible-fallback" for t in done)
+    assert counts(study.trials)["rejected"] == 30

@@ -1,0 +1,76 @@
+"""The Python API: the same path as the CLI, continuing studies instead of restarting."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import bitnas
+from bitnas.errors import StorageError
+from bitnas.search import pareto_mask
+from bitnas.studies import StudySpec
+
+pytestmark = pytest.mark.slow
+
+
+def spec(tmp_path, **study):
+    return StudySpec.from_dict(
+        {
+            "study": {"name": "api", "storage": f"sqlite:///{tmp_path}/s.db", "trials": 6, **study},
+            "data": {"name": "digits"},
+            "space": {
+                "depth": [1, 2],
+                "width": [16, 32],
+                "wbits": [2, 4],
+                "abits": [1, 2],
+                "timesteps": [1, 2],
+            },
+            "budget": {"bitops": 60_000},
+            "train": {"epochs": 3},
+        }
+    )
+
+
+def test_run_then_resume_adds_only_missing_trials(tmp_path):
+    r = bitnas.run(spec(tmp_path), progress=False)
+    assert r.added["finished"] == 6 and r.counts()["finished"] == 6
+    front = r.front()
+    assert isinstance(front, pd.DataFrame) and len(front) >= 1
+    assert (front["bitops"] <= 60_000).all()
+    assert pareto_mask(front[["val_accuracy", "bitops"]].to_numpy(), ["maximize", "minimize"]).all()
+    assert front["bitops"].is_monotonic_increasing
+    # the same call again: nothing to add
+    again = bitnas.run(spec(tmp_path), progress=False)
+    assert again.added["finished"] == 0 and again.counts() == r.counts()
+    # a higher target adds exactly the difference, in the same study
+    more = bitnas.run(spec(tmp_path), trials=9, progress=False)
+    assert more.added["finished"] == 3 and more.counts()["finished"] == 9
+    assert more.study.study_name == "api"
+    opened = bitnas.open_result("api", storage=f"sqlite:///{tmp_path}/s.db")
+    assert opened.front_table().equals(more.front_table())
+
+
+def test_resume_does_not_replay_the_first_proposals(tmp_path):
+    first = bitnas.run(spec(tmp_path, sampler="random"), progress=False)
+    keys = [t.user_attrs["arch_key"] for t in first.study.trials]
+    more = bitnas.run(spec(tmp_path, sampler="random"), trials=12, progress=False)
+    new = [t.user_attrs["arch_key"] for t in more.study.trials[len(keys) :]]
+    assert new[: len(keys)] != keys[: len(new)]
+
+
+def test_existing_study_with_other_objectives_is_refused(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    optuna.create_study(storage=url, study_name="api", direction="minimize")
+    with pytest.raises(StorageError, match=r"has objectives .* left untouched"):
+        bitnas.run(spec(tmp_path), progress=False)
+    assert len(optuna.load_study(study_name="api", storage=url).trials) == 0
+
+
+def test_open_missing_study_lists_names(tmp_path):
+    bitnas.run(spec(tmp_path, trials=1), progress=False)
+    with pytest.raises(StorageError, match=r"study 'nope' is not in storage .* it holds \['api'\]"):
+        bitnas.open_result("nope", storage=f"sqlite:///{tmp_path}/s.db")
+    with pytest.raises(StorageError, match="no study storage at"):
+        bitnas.open_result("api", storage=f"sqlite:///{tmp_path}/missing.db")

@@ -1,0 +1,138 @@
+"""The command line as a user runs it: run, re-run, pareto, export, cost."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+STUDY = """
+[study]
+name = "cli"
+storage = "sqlite:///{db}"
+trials = 5
+sampler = "tpe"
+seed = 1
+[data]
+name = "digits"
+[space]
+depth = [1, 2]
+width = [16, 32]
+wbits = [2, 4]
+abits = [1, 2]
+timesteps = [1, 2]
+[budget]
+bitops = 60_000
+[train]
+epochs = 3
+"""
+
+
+def bitnas(*args, cwd=None, check=True):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    p = subprocess.run(
+        [sys.executable, "-m", "bitnas", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(f"bitnas {args} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def front_rows(text):
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("-----"))
+    return [line for line in lines[start + 1 :] if line.strip()]
+
+
+def test_console_script_is_installed():
+    assert (Path(sys.executable).parent / "bitnas").exists()
+
+
+@pytest.mark.slow
+def test_run_rerun_pareto_export(tmp_path):
+    f = tmp_path / "cli.toml"
+    db = tmp_path / "cli.db"
+    f.write_text(STUDY.format(db=db))
+    first = bitnas("run", f, "--no-progress")
+    assert "added 5 finished trials" in first.stdout
+    rows = front_rows(first.stdout)
+    assert rows
+    for row in rows:
+        bitops = int(row.split()[3].replace(",", ""))
+        assert bitops <= 60_000
+    # re-running the same command continues the same study: nothing to add
+    again = bitnas("run", f, "--no-progress")
+    assert "added 0 finished trials" in again.stdout and "now 5 finished trials" in again.stdout
+    # pareto from the file and from the study name + storage reproduce the table
+    by_file = bitnas("pareto", f)
+    by_name = bitnas("pareto", "cli", "--storage", f"sqlite:///{db}")
+    assert front_rows(by_file.stdout) == rows == front_rows(by_name.stdout)
+    # a larger target adds exactly the missing trials
+    more = bitnas("run", f, "--trials", 7, "--no-progress")
+    assert "added 2 finished trials" in more.stdout
+    out = tmp_path / "t.parquet"
+    exp = bitnas("export", f, "--parquet", out, "--csv", tmp_path / "t.csv")
+    table = pq.read_table(out)
+    assert re.search(rf"wrote {table.num_rows} trials", exp.stdout)
+    states = table.column("state").to_pylist()
+    assert states.count("COMPLETE") == 7
+    assert (tmp_path / "t.csv").read_text().splitlines()[0].startswith("number,state")
+
+
+def test_cost_reports_size_extremes_and_share():
+    p = bitnas("cost", ROOT / "studies" / "digits.toml")
+    assert "29,484 architectures" in p.stdout
+    assert re.search(r"cheapest:\s+16,704 BitOps\s+mlp 64-16\(w2a1\)-10\(w2\) T=1 direct", p.stdout)
+    assert "dearest:" in p.stdout
+    assert "42.4% of the space fits (exact, 12,511 of 29,484)" in p.stdout
+
+
+def test_errors_exit_2_with_a_message_not_a_traceback(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text(STUDY.format(db=tmp_path / "x.db").replace("wbits = [2, 4]", "wbits = [2, 3.5]"))
+    p = bitnas("run", f, check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("bitnas: error: `wbits` must be an integer bit width")
+    assert f"(in [space] of {f})" in p.stderr
+    p = bitnas("run", tmp_path / "cli.toml", "--sampler", "bayes", check=False)
+    assert p.returncode == 2 and "no study file at" in p.stderr
+    f.write_text(STUDY.format(db=tmp_path / "x.db"))
+    p = bitnas("run", f, "--sampler", "bayes", check=False)
+    assert p.returncode == 2 and "`sampler` must be one of" in p.stderr
+    p = bitnas("pareto", "nothing", "--storage", f"sqlite:///{tmp_path}/none.db", check=False)
+    assert p.returncode == 2 and "no study storage at" in p.stderr
+    p = bitnas("export", f, check=False)
+    assert p.returncode == 2 and "needs --parquet OUT" in p.stderr
+
+
+@pytest.mark.slow
+def test_tight_budget_study_trains_nothing_over_budget(tmp_path):
+    f = tmp_path / "tight.toml"
+    db = tmp_path / "tight.db"
+    f.write_text(
+        STUDY.format(db=db)
+        .replace("bitops = 60_000", "bitops = 20_000")
+        .replace("trials = 5", "trials = 4")
+    )
+    bitnas("run", f, "--no-progress")
+    out = tmp_path / "t.parquet"
+    bitnas("export", f, "--parquet", out)
+    rows = pq.read_table(out).to_pylist()
+    trained = [r for r in rows if r["rejected"] is None]
+    assert len(trained) == 4 and all(r["dense_bitops"] <= 20_000 for r in trained)
+    assert all(r["state"] == "COMPLETE" and r["test_accuracy"] is not None for r in trained)
+    rejected = [r for r in rows if r["rejected"] is not None]
+    assert rejected, "a 20k budget rejects most of this space"
+    assert all(r["dense_bitops"] > 20_000 and r["state"] == "PRUNED" for r in rejected)
