@@ -136,3 +136,20 @@ def test_tight_budget_study_trains_nothing_over_budget(tmp_path):
     rejected = [r for r in rows if r["rejected"] is not None]
     assert rejected, "a 20k budget rejects most of this space"
     assert all(r["dense_bitops"] > 20_000 and r["state"] == "PRUNED" for r in rejected)
+
+
+@pytest.mark.slow
+def test_default_digits_study_end_to_end(tmp_path):
+    """README's main command on the shipped study: a feasible, non-dominated Pareto table."""
+    from bitnas.search import pareto_mask
+
+    db = f"sqlite:///{tmp_path}/digits.db"
+    p = bitnas("run", ROOT / "studies" / "digits.toml", "--storage", db, "--no-progress")
+    assert "added 60 finished trials" in p.stdout
+    rows = front_rows(p.stdout)
+    points = [(float(r.split()[1]), int(r.split()[3].replace(",", ""))) for r in rows]
+    assert len(points) >= 3
+    assert all(b <= 150_000 for _, b in points)
+    assert pareto_mask(points, ["maximize", "minimize"]).all()
+    assert max(a for a, _ in points) > 0.9  # digits is learnable far above chance (0.1)
+    assert front_rows(bitnas("pareto", "digits", "--storage", db).stdout) == rows
