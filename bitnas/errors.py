@@ -10,6 +10,7 @@ __all__ = [
     "BitnasError",
     "BudgetError",
     "EvaluationError",
+    "ExportError",
     "RegistryError",
     "SpecError",
     "StorageError",
@@ -56,6 +57,10 @@ class BudgetError(BitnasError):
 
 class StorageError(BitnasError):
     """The study storage cannot be opened, written, or holds an incompatible study."""
+
+
+class ExportError(BitnasError):
+    """Results could not be written where the user asked (unwritable path, a folder, ...)."""
 
 
 class EvaluationError(BitnasError):

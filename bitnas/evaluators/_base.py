@@ -56,6 +56,13 @@ class Evaluator(abc.ABC):
 
     objective: str = "val_accuracy"
 
+    def prepare(self) -> None:  # noqa: B027 (an optional hook, not an abstract method)
+        """Check settings and load what every trial needs, before the first trial.
+
+        Raises SpecError for a configuration no trial could run with (so a study does not
+        fill with identical failures). The default does nothing.
+        """
+
     @abc.abstractmethod
     def evaluate(
         self, arch: Architecture, *, seed: int, report: Report | None = None

@@ -19,6 +19,13 @@ class TrainedEvaluator(Evaluator):
     train: TrainSpec = field(default_factory=TrainSpec)
     objective: str = "val_accuracy"
 
+    def prepare(self) -> None:
+        from bitnas.evaluators.datasets import load_splits
+        from bitnas.evaluators.training import resolve_device
+
+        resolve_device(self.train.device)
+        load_splits(self.data)
+
     def evaluate(
         self, arch: Architecture, *, seed: int, report: Report | None = None
     ) -> EvalResult:

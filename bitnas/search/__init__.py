@@ -32,6 +32,7 @@ def optimize(
     """Run ``n_trials`` more finished trials of ``problem`` on ``study`` with ``backend``."""
     runner = BACKENDS.get(backend)
     problem.check_feasible()
+    problem.evaluator.prepare()
     return runner(study, problem, n_trials, progress=progress)
 
 

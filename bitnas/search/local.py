@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import optuna
 from optuna.trial import TrialState
 
+from bitnas.errors import EvaluationError, SpecError
 from bitnas.search.problem import Problem
 from bitnas.search.progress import Progress
 from bitnas.search.trials import (
@@ -18,7 +19,12 @@ from bitnas.search.trials import (
     tell_result,
 )
 
-__all__ = ["run_local"]
+__all__ = ["MAX_CONSECUTIVE_DUPLICATES", "MAX_CONSECUTIVE_FAILURES", "run_local"]
+
+#: This many failed trials in a row stop the run: the evaluator, not one architecture, is broken.
+MAX_CONSECUTIVE_FAILURES = 5
+#: This many duplicate proposals in a row end the run early: the sampler finds nothing new.
+MAX_CONSECUTIVE_DUPLICATES = 100
 
 
 def run_local(
@@ -26,41 +32,56 @@ def run_local(
 ) -> dict[str, int]:
     """Run trials until ``n_trials`` more have finished; returns the counts of what was added.
 
-    A trial that raises ends FAIL with its error stored and the study goes on; Ctrl-C closes
-    the running trial as FAIL ("interrupted") before propagating, so nothing stays RUNNING.
+    A trial that raises ends FAIL with its error stored and the study goes on (a re-run retries
+    it); a configuration error (SpecError) or ``MAX_CONSECUTIVE_FAILURES`` failures in a row
+    stop the run. Ctrl-C closes the running trial as FAIL ("interrupted") before propagating,
+    so nothing stays RUNNING.
     """
     before = counts(study.get_trials(deepcopy=False))
     seen = evaluated_keys(study.get_trials(deepcopy=False))
     bar = Progress(n_trials, enabled=progress)
-    done = 0
+    done = failures = duplicates = 0
     try:
         while done < n_trials:
             p = propose(study, problem, seen)
             if p.duplicate_of is not None:
-                ft = tell_duplicate(study, p)
-            else:
-                curve: list[float] = []
+                tell_duplicate(study, p)
+                duplicates += 1
+                if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
+                    break
+                continue
+            duplicates = 0
+            curve: list[float] = []
 
-                def report(
-                    step: int, metrics: Mapping[str, float], curve: list[float] = curve
-                ) -> bool:
-                    curve.append(float(metrics.get(problem.evaluator.objective, float("nan"))))
-                    return False
+            def report(step: int, metrics: Mapping[str, float], curve: list[float] = curve) -> bool:
+                curve.append(float(metrics.get(problem.evaluator.objective, float("nan"))))
+                return False
 
-                try:
-                    result = problem.evaluator.evaluate(p.arch, seed=problem.seed, report=report)
-                    p.trial.set_user_attr("curve", curve)
-                    ft = tell_result(study, problem, p, result)
-                except KeyboardInterrupt as e:
-                    tell_failure(study, p, e)
-                    raise
-                except Exception as e:  # any evaluator error fails this trial, not the study
-                    ft = tell_failure(study, p, e)
-                if ft.state == TrialState.COMPLETE:
-                    seen.setdefault(p.arch.key(), ft)
-            done += 1
+            try:
+                result = problem.evaluator.evaluate(p.arch, seed=problem.seed, report=report)
+                p.trial.set_user_attr("curve", curve)
+                ft = tell_result(study, problem, p, result)
+            except (KeyboardInterrupt, SpecError) as e:
+                tell_failure(study, p, e)
+                raise
+            except Exception as e:  # any other evaluator error fails this trial, not the study
+                ft = tell_failure(study, p, e)
             bar.update(ft)
+            if ft.state == TrialState.FAIL:
+                failures += 1
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    raise EvaluationError(
+                        f"{failures} trials failed in a row; the last one (#{ft.number}) with "
+                        f"{ft.user_attrs.get('error')}"
+                    )
+                continue
+            failures = 0
+            done += 1
+            if ft.state == TrialState.COMPLETE:
+                seen.setdefault(p.arch.key(), ft)
     finally:
         bar.close()
     after = counts(study.get_trials(deepcopy=False))
-    return {k: after[k] - before.get(k, 0) for k in after}
+    added = {k: after[k] - before.get(k, 0) for k in after}
+    added["exhausted"] = int(duplicates >= MAX_CONSECUTIVE_DUPLICATES)
+    return added

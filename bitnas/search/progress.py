@@ -18,6 +18,7 @@ class Progress:
             self.bar = tqdm(total=total, unit="trial", dynamic_ncols=True)
 
     def update(self, trial: FrozenTrial) -> None:
+        """Show ``trial``; only finished (not failed) trials advance the bar."""
         if trial.state == TrialState.COMPLETE and trial.values:
             self.best = trial.values[0] if self.best is None else max(self.best, trial.values[0])
         elif trial.state == TrialState.FAIL:
@@ -26,8 +27,9 @@ class Progress:
             post = {} if self.best is None else {"best": f"{self.best:.4f}"}
             if self.failed:
                 post["failed"] = str(self.failed)
-            self.bar.set_postfix(post, refresh=False)
-            self.bar.update(1)
+            self.bar.set_postfix(post, refresh=trial.state == TrialState.FAIL)
+            if trial.state != TrialState.FAIL:
+                self.bar.update(1)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import optuna
@@ -77,6 +78,8 @@ def create_or_load_study(
                 "name or storage (the existing study is left untouched)"
             )
         return study
+    # set_metric_names is flagged experimental in Optuna 5; the flag is noise for users.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     directions = [optuna.study.StudyDirection[d.upper()] for d in problem.directions]
     study = optuna.create_study(
         storage=storage, study_name=name, directions=directions, sampler=sampler

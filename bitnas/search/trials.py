@@ -1,8 +1,15 @@
 """The life of one trial, shared by every backend: propose within budget, record, tell.
 
 An architecture over budget is never trained: it is told PRUNED with its positive constraint
-and a ``bitnas.rejected`` reason, so constraint-aware samplers (TPE, NSGA-II/III, GP) learn to
-avoid it, and it does not count toward the study's target of trials.
+and a ``rejected`` reason, and it does not count toward the study's target of trials. TPE learns
+from such trials (it ranks infeasible PRUNED trials last); NSGA-II/III, GP and QMC read only
+COMPLETE trials and never see them, so after ``FALLBACK_AFTER`` rejections in a row the next
+trial is a uniformly drawn feasible architecture instead (``proposed_by = feasible-fallback``).
+
+What counts toward a study's target ("finished"): trials that trained and produced a result —
+COMPLETE, or PRUNED by an early stopper. Failed trials do not count (a re-run retries them), nor
+do rejected proposals, nor duplicates (a proposal of an architecture the study already trained is
+told COMPLETE with that result, as feedback for the sampler, without training again).
 """
 
 from __future__ import annotations
@@ -46,8 +53,10 @@ ATTR_DUPLICATE = "duplicate_of"
 #: feasible architecture. Samplers that model only COMPLETE trials (GP, QMC) never learn from
 #: a rejection and would otherwise propose the same over-budget point forever.
 FALLBACK_AFTER = 10
-#: Uniform draws tried to find a feasible architecture before the budget is declared too tight.
+#: Uniform draws tried to find a feasible architecture before enumerating the space.
 FALLBACK_DRAWS = 20_000
+#: Spaces up to this size are enumerated when uniform draws find nothing feasible.
+ENUMERATE_LIMIT = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -62,19 +71,24 @@ def is_rejected(t: FrozenTrial) -> bool:
     return ATTR_REJECTED in t.user_attrs
 
 
+COUNT_KEYS = ("finished", "complete", "pruned", "failed", "duplicate", "rejected", "running")
+
+
 def counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    """Trials by outcome; ``finished`` is what counts toward a study's target."""
-    c = {"complete": 0, "failed": 0, "pruned": 0, "rejected": 0, "running": 0, "finished": 0}
+    """Trials by outcome; ``finished`` (complete + pruned) is what counts toward a target."""
+    c = dict.fromkeys(COUNT_KEYS, 0)
     for t in trials:
-        if t.state == TrialState.RUNNING or t.state == TrialState.WAITING:
+        if t.state in (TrialState.RUNNING, TrialState.WAITING):
             c["running"] += 1
         elif is_rejected(t):
             c["rejected"] += 1
+        elif ATTR_DUPLICATE in t.user_attrs:
+            c["duplicate"] += 1
+        elif t.state == TrialState.FAIL:
+            c["failed"] += 1
         else:
             c["finished"] += 1
-            c[
-                {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}.get(t.state, "pruned")
-            ] += 1
+            c["complete" if t.state == TrialState.COMPLETE else "pruned"] += 1
     return c
 
 
@@ -103,11 +117,20 @@ def _record_architecture(trial: optuna.trial.Trial, arch: Architecture, budget: 
 
 
 def _feasible_draw(problem: Problem, seed: int) -> dict[str, Any]:
+    """Parameters of a feasible architecture drawn uniformly (rejection sampling); where the
+    feasible share is too small for that, one drawn from the enumerated feasible set."""
     rng = random.Random(seed)
+    space = problem.space
     for _ in range(FALLBACK_DRAWS):
-        params, arch = problem.space.sample_uniform_with_params(rng)
+        params, arch = space.sample_uniform_with_params(rng)
         if problem.budget.allows(problem.cost(arch)):
             return params
+    if space.size() <= ENUMERATE_LIMIT:
+        feasible = [
+            p for p, a in space.grid_with_params() if problem.budget.allows(problem.cost(a))
+        ]
+        if feasible:
+            return rng.choice(feasible)
     raise BudgetError(
         f"no architecture within the budget of {problem.budget.bitops:,.0f} BitOps in "
         f"{FALLBACK_DRAWS:,} uniform draws from the space: run `bitnas cost` to see how much of "
@@ -179,19 +202,37 @@ def tell_result(
     return study.tell(p.trial, [objective, p.cost])
 
 
+#: What a duplicate copies from the trial that trained its architecture: measurements only,
+#: never records of how that trial came about (timing, device, proposer, budget).
+MEASURED_ATTRS = (
+    "test_accuracy",
+    "train_loss",
+    "epochs",
+    "densities",
+    "event_bitops",
+    "spike_rates",
+    "curve",
+)
+
+
 def tell_duplicate(study: optuna.Study, p: Proposal) -> FrozenTrial:
     """Complete a proposal of an already trained architecture with that trial's results."""
     src = p.duplicate_of
     assert src is not None and src.values is not None
-    for k, v in src.user_attrs.items():
-        p.trial.set_user_attr(k, v)
+    for k in MEASURED_ATTRS:
+        if k in src.user_attrs:
+            p.trial.set_user_attr(k, src.user_attrs[k])
     p.trial.set_user_attr(ATTR_DUPLICATE, src.number)
     return study.tell(p.trial, list(src.values))
 
 
 def tell_failure(study: optuna.Study, p: Proposal, exc: BaseException) -> FrozenTrial:
     """Tell the trial FAIL, keeping the error (message and traceback tail) on it."""
-    p.trial.set_user_attr(ATTR_ERROR, f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, KeyboardInterrupt):
+        msg = "interrupted (KeyboardInterrupt): the trial did not finish"
+    else:
+        msg = f"{type(exc).__name__}: {exc}"
+    p.trial.set_user_attr(ATTR_ERROR, msg)
     tb = "".join(traceback.format_exception(exc)[-6:])
     p.trial.set_user_attr("traceback", tb[-4000:])
     return study.tell(p.trial, state=TrialState.FAIL)

@@ -141,6 +141,9 @@ class NeuronSpec:
             raise SpecError(f"`leak` must be in (0, 1], got {self.leak!r}", field="leak")
         if not isinstance(self.v_init, (int, float)) or not (0.0 <= self.v_init < 1.0):
             raise SpecError(f"`v_init` must be in [0, 1), got {self.v_init!r}", field="v_init")
+        # 1 and 1.0 compare equal but serialise differently: keep keys stable.
+        object.__setattr__(self, "leak", float(self.leak))
+        object.__setattr__(self, "v_init", float(self.v_init))
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,16 @@ class Architecture:
                     f"layer {i} of {len(layers)} has abits={lay.abits!r}",
                     field="abits",
                 )
+        if all(lay.kind == "linear" for lay in layers):
+            fan_in = math.prod(self.input_shape)
+            for i, lay in enumerate(layers):
+                if lay.in_ch != fan_in:
+                    raise SpecError(
+                        f"layer {i} takes {lay.in_ch} inputs but is fed {fan_in} "
+                        f"({'the input' if i == 0 else f'layer {i - 1} outputs'})",
+                        field="layers",
+                    )
+                fan_in = lay.out_ch
         if layers[-1].out_ch != self.num_classes:
             raise SpecError(
                 f"the read-out layer must have num_classes={self.num_classes} outputs, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bitnas.errors import SpecError
@@ -20,8 +21,10 @@ class Budget:
 
     def __post_init__(self) -> None:
         b = self.bitops
-        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)) or b <= 0):
-            raise SpecError(f"`bitops` must be a positive number, got {b!r}", field="bitops")
+        if b is not None and (
+            isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or b <= 0
+        ):
+            raise SpecError(f"`bitops` must be a positive finite number, got {b!r}", field="bitops")
 
     def excess(self, cost: float) -> float:
         """``cost - budget``: the Optuna constraint value (<= 0 feasible)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 import pyarrow as pa
 
-from bitnas.errors import SpecError
+from bitnas.errors import SpecError, StorageError
 from bitnas.search import (
     counts,
     create_or_load_study,
@@ -31,7 +31,10 @@ from bitnas.search.storage import study_names
 from bitnas.studies.loader import load_spec
 from bitnas.studies.spec import StudySpec
 
-__all__ = ["StudyResult", "open_result", "run"]
+__all__ = ["SPEC_ATTR", "StudyResult", "open_result", "run"]
+
+#: Study user attribute holding the effective spec the study was created with.
+SPEC_ATTR = "bitnas_spec"
 
 FRONT_COLUMNS = [
     "number",
@@ -100,7 +103,6 @@ def run(
     spec = spec.replace(trials=trials, sampler=sampler, storage=storage, seed=seed)
     st = spec.study
     problem = spec.problem()
-    problem.check_feasible()
     store = open_storage(st.storage)
     # Seed the sampler from the study seed *and* the trials already stored, so a resumed run
     # continues the sequence instead of replaying its first proposals.
@@ -112,8 +114,17 @@ def run(
     study = create_or_load_study(
         store, st.name, problem, make_sampler(st.sampler, st.seed + 7919 * existing), st.storage
     )
-    if existing == 0 and spec.raw:
-        study.set_user_attr("bitnas_spec", dict(spec.raw))
+    stored = study.user_attrs.get(SPEC_ATTR)
+    if stored is not None:
+        diffs = spec.measurement_differences(stored)
+        if diffs:
+            raise StorageError(
+                f"study {st.name!r} in {st.storage} was measured under other settings; results "
+                "of different settings must not mix in one study (use a new study name or "
+                "storage, or restore the settings): " + "; ".join(diffs)
+            )
+    else:
+        study.set_user_attr(SPEC_ATTR, spec.to_dict())
         study.set_user_attr("source", spec.source or "")
     finished = counts(study.get_trials(deepcopy=False))["finished"]
     missing = max(0, st.trials - finished)
@@ -138,4 +149,9 @@ def open_result(target: StudySpec | str | Path, *, storage: str | None = None) -
             raise SpecError("a study file or study name is required")
         url = storage or f"sqlite:///runs/{name}.db"
     study = load_study(open_storage(url, create=False), name, url)
+    if len(study.directions) != 2:
+        raise StorageError(
+            f"study {name!r} in {url} has {len(study.directions)} objective(s), not the two "
+            "(accuracy, cost) of a bitnas study"
+        )
     return StudyResult(study=study, storage_url=url, spec=spec)

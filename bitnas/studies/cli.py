@@ -82,6 +82,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{format_counts(result.added)} in {time.perf_counter() - t0:.1f} s; "
         f"now {format_counts(result.counts())}"
     )
+    if result.added.get("exhausted"):
+        print(
+            "note: the sampler kept proposing architectures this study already trained; the "
+            "target was not reached (the feasible space may be exhausted)"
+        )
     print(format_front(result.study, budget=spec.budget.bitops))
     return 0
 
@@ -98,24 +103,27 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from bitnas.errors import SpecError
+    from bitnas.errors import ExportError, SpecError
     from bitnas.studies.api import open_result
 
     if not args.parquet and not args.csv:
         raise SpecError("`bitnas export` needs --parquet OUT and/or --csv OUT")
     result = open_result(args.target, storage=args.storage)
     table = result.trials_table()
-    if args.parquet:
-        import pyarrow.parquet as pq
+    for fmt, out in (("parquet", args.parquet), ("csv", args.csv)):
+        if not out:
+            continue
+        try:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            if fmt == "parquet":
+                import pyarrow.parquet as pq
 
-        Path(args.parquet).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, args.parquet)
-        print(f"wrote {table.num_rows} trials to {args.parquet}")
-    if args.csv:
-        df = table.to_pandas()
-        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(args.csv, index=False)
-        print(f"wrote {table.num_rows} trials to {args.csv}")
+                pq.write_table(table, out)
+            else:
+                table.to_pandas().to_csv(out, index=False)
+        except OSError as e:
+            raise ExportError(f"cannot write --{fmt} {out}: {e.strerror or e}") from None
+        print(f"wrote {table.num_rows} trials to {out}")
     return 0
 
 

@@ -10,10 +10,15 @@ __all__ = ["format_counts", "format_front"]
 
 
 def format_counts(c: dict[str, int]) -> str:
+    """``12 finished trials (11 complete, 1 pruned), 2 failed (a re-run retries them), ...``"""
     parts = [f"{c.get('finished', 0)} finished trials"]
-    detail = [f"{c[k]} {k}" for k in ("complete", "failed", "pruned") if c.get(k)]
+    detail = [f"{c[k]} {k}" for k in ("complete", "pruned") if c.get(k)]
     if detail:
         parts[0] += f" ({', '.join(detail)})"
+    if c.get("failed"):
+        parts.append(f"{c['failed']} failed (a re-run retries them)")
+    if c.get("duplicate"):
+        parts.append(f"{c['duplicate']} repeated proposals answered from earlier trials")
     if c.get("rejected"):
         parts.append(f"{c['rejected']} over budget, not trained")
     if c.get("running"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -105,7 +106,6 @@ class StudySpec:
     budget: Budget = field(default_factory=Budget)
     train: TrainSpec = field(default_factory=TrainSpec)
     source: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> StudySpec:
@@ -152,7 +152,7 @@ class StudySpec:
         space = section("space", lambda t: _build_space(t, data_spec))
         budget = plain("budget", Budget)
         train = plain("train", TrainSpec)
-        return cls(study, data_spec, space, budget, train, source, dict(data))
+        return cls(study, data_spec, space, budget, train, source)
 
     def replace(self, **study_fields: Any) -> StudySpec:
         """This spec with [study] fields overridden (None values are ignored)."""
@@ -164,6 +164,39 @@ class StudySpec:
         except SpecError as e:
             raise e.located("the command line") from None
         return dataclasses.replace(self, study=study)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The effective spec (defaults filled in, overrides applied), JSON-ready."""
+        space = {
+            k: v
+            for k, v in dataclasses.asdict(self.space).items()  # type: ignore[call-overload]
+            if k not in ("input_shape", "num_classes")
+        }
+        neuron = space.pop("neuron", {})
+        d = {
+            "study": dataclasses.asdict(self.study),
+            "data": dataclasses.asdict(self.data),
+            "space": {"family": self.space.family, **space, **neuron},
+            "budget": {"bitops": self.budget.bitops},
+            "train": dataclasses.asdict(self.train),
+        }
+        normalised: dict[str, Any] = json.loads(json.dumps(d))
+        return normalised
+
+    def measurement_differences(self, stored: Mapping[str, Any]) -> list[str]:
+        """How ``stored`` (an earlier ``to_dict``) differs in what changes measured results:
+        [data], [space], [budget], [train] and the study seed. Empty if results can mix."""
+        mine = self.to_dict()
+        diffs = []
+        for section in ("data", "space", "budget", "train"):
+            old, new = stored.get(section, {}), mine[section]
+            for key in sorted(set(old) | set(new)):
+                if old.get(key) != new.get(key):
+                    diffs.append(f"[{section}] {key}: {old.get(key)!r} -> {new.get(key)!r}")
+        old_seed = stored.get("study", {}).get("seed")
+        if old_seed != mine["study"]["seed"]:
+            diffs.append(f"[study] seed: {old_seed!r} -> {mine['study']['seed']!r}")
+        return diffs
 
     def evaluator(self) -> Evaluator:
         return TrainedEvaluator(data=self.data, train=self.train)

@@ -52,6 +52,16 @@ def test_measured_densities_are_bit_fractions():
     codes = torch.round(x * 255)
     expected0 = sum(((codes.int() >> k) & 1).sum().item() for k in range(8)) / (codes.numel() * 8)
     assert abs(d[0] - expected0) < 1e-12
+    # hidden layers: recompute each neuron's integer codes and count their 1-bits by hand
+    with torch.no_grad():
+        h = (codes / 255).unsqueeze(0)
+        for i, (layer, neuron) in enumerate(zip(model.layers[:-1], model.neurons, strict=True)):
+            cur = layer(h.flatten(0, 1)).unflatten(0, h.shape[:2]).expand(4, -1, -1)
+            h = neuron(cur)
+            q = torch.round(h / neuron.theta.abs()).int()
+            bits = neuron.abits
+            ones = sum(((q >> k) & 1).sum().item() for k in range(bits))
+            assert abs(d[i + 1] - ones / (q.numel() * bits)) < 1e-12
 
 
 def test_input_is_quantized_to_input_bits():

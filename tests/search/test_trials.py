@@ -50,61 +50,6 @@ def test_budget_below_cheapest_is_refused_before_any_trial():
     assert not study.trials and not spy.seen
 
 
-def test_failing_trial_is_kept_and_study_goes_on():
-    calls = []
-
-    def flaky(arch: Architecture, *, seed: int, report: object) -> EvalResult:
-        calls.append(arch)
-        if len(calls) == 2:
-            raise RuntimeError("worker exploded")
-        return EvalResult(metrics={"val_accuracy": 0.5})
-
-    problem = Problem(space=small_space(), evaluator=CallableEvaluator(flaky))
-    study = new_study(problem)
-    optimize(study, problem, 4, progress=False)
-    failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert len(failed) == 1
-    assert failed[0].user_attrs["error"] == "RuntimeError: worker exploded"
-    assert "worker exploded" in failed[0].user_attrs["traceback"]
-    assert counts(study.trials) | {} == {
-        "complete": 3,
-        "failed": 1,
-        "pruned": 0,
-        "rejected": 0,
-        "running": 0,
-        "finished": 4,
-    }
-
-
-def test_non_finite_objective_fails_the_trial():
-    problem = Problem(
-        space=small_space(),
-        evaluator=CallableEvaluator(lambda a, seed, report: {"val_accuracy": float("nan")}),
-    )
-    study = new_study(problem)
-    optimize(study, problem, 2, progress=False)
-    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
-    assert "not finite" in study.trials[0].user_attrs["error"]
-
-
-def test_duplicate_architecture_is_reused_not_retrained():
-    spy = SpyEvaluator()
-    space = small_space(depth=(1, 1), width=(16,), wbits=(2,), abits=(1, 2), timesteps=(1,))
-    assert space.size() == 2
-    problem = Problem(space=space, evaluator=spy)
-    study = new_study(problem)
-    optimize(study, problem, 8, progress=False)
-    assert len(spy.seen) == 2
-    dups = [t for t in study.trials if "duplicate_of" in t.user_attrs]
-    assert len(dups) == 6
-    for t in dups:
-        src = study.trials[t.user_attrs["duplicate_of"]]
-        assert (
-            t.values == src.values
-            and t.user_attrs["architecture"] == src.user_attrs["architecture"]
-        )
-
-
 def test_early_stopped_result_is_pruned_not_complete():
     problem = Problem(
         space=small_space(),

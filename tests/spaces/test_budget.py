@@ -17,7 +17,7 @@ def test_unbounded_budget_allows_everything():
     assert Budget().allows(10**30) and Budget().excess(5) == 0
 
 
-@pytest.mark.parametrize("bad", [0, -5, "1e5", True])
+@pytest.mark.parametrize("bad", [0, -5, "1e5", True, float("nan"), float("inf")])
 def test_bad_budget(bad):
-    with pytest.raises(SpecError, match="`bitops` must be a positive number"):
+    with pytest.raises(SpecError, match="`bitops` must be a positive finite number"):
         Budget(bad)

@@ -74,3 +74,35 @@ def test_open_missing_study_lists_names(tmp_path):
         bitnas.open_result("nope", storage=f"sqlite:///{tmp_path}/s.db")
     with pytest.raises(StorageError, match="no study storage at"):
         bitnas.open_result("api", storage=f"sqlite:///{tmp_path}/missing.db")
+
+
+def test_changed_measurement_settings_are_refused_on_resume(tmp_path):
+    import dataclasses
+
+    from bitnas.spaces import Budget
+
+    first = bitnas.run(spec(tmp_path, trials=2), progress=False)
+    stored = first.study.user_attrs["bitnas_spec"]
+    assert stored["budget"] == {"bitops": 60_000} and stored["train"]["epochs"] == 3
+    tighter = dataclasses.replace(spec(tmp_path, trials=4), budget=Budget(20_000))
+    with pytest.raises(StorageError, match=r"\[budget\] bitops: 60000 -> 20000"):
+        bitnas.run(tighter, progress=False)
+    with pytest.raises(StorageError, match=r"\[study\] seed: 0 -> 5"):
+        bitnas.run(spec(tmp_path, trials=4), seed=5, progress=False)
+    # the study is untouched, and sampler/target changes are fine
+    assert bitnas.open_result("api", storage=f"sqlite:///{tmp_path}/s.db").counts()["finished"] == 2
+    assert (
+        bitnas.run(spec(tmp_path, trials=3, sampler="random"), progress=False).added["finished"]
+        == 1
+    )
+
+
+def test_pareto_of_a_foreign_single_objective_study_is_refused(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path}/one.db"
+    optuna.create_study(storage=url, study_name="one").optimize(
+        lambda t: t.suggest_float("x", 0, 1), 2
+    )
+    with pytest.raises(StorageError, match="has 1 objective"):
+        bitnas.open_result("one", storage=url)

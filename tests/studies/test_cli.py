@@ -57,7 +57,11 @@ def front_rows(text):
 
 
 def test_console_script_is_installed():
-    assert (Path(sys.executable).parent / "bitnas").exists()
+    script = Path(sys.executable).parent / "bitnas"
+    p = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0
+    for cmd in ("run", "pareto", "export", "cost"):
+        assert cmd in p.stdout
 
 
 @pytest.mark.slow
@@ -86,8 +90,8 @@ def test_run_rerun_pareto_export(tmp_path):
     exp = bitnas("export", f, "--parquet", out, "--csv", tmp_path / "t.csv")
     table = pq.read_table(out)
     assert re.search(rf"wrote {table.num_rows} trials", exp.stdout)
-    states = table.column("state").to_pylist()
-    assert states.count("COMPLETE") == 7
+    trained = [r for r in table.to_pylist() if r["duplicate_of"] is None and not r["rejected"]]
+    assert [r["state"] for r in trained] == ["COMPLETE"] * 7
     assert (tmp_path / "t.csv").read_text().splitlines()[0].startswith("number,state")
 
 
@@ -115,6 +119,10 @@ def test_errors_exit_2_with_a_message_not_a_traceback(tmp_path):
     assert p.returncode == 2 and "no study storage at" in p.stderr
     p = bitnas("export", f, check=False)
     assert p.returncode == 2 and "needs --parquet OUT" in p.stderr
+    bitnas("run", f, "--trials", 1, "--no-progress")
+    p = bitnas("export", f, "--csv", tmp_path, check=False)  # a folder, not a file
+    assert p.returncode == 2 and f"cannot write --csv {tmp_path}" in p.stderr
+    assert "Traceback" not in p.stderr
 
 
 @pytest.mark.slow
@@ -130,7 +138,7 @@ def test_tight_budget_study_trains_nothing_over_budget(tmp_path):
     out = tmp_path / "t.parquet"
     bitnas("export", f, "--parquet", out)
     rows = pq.read_table(out).to_pylist()
-    trained = [r for r in rows if r["rejected"] is None]
+    trained = [r for r in rows if r["rejected"] is None and r["duplicate_of"] is None]
     assert len(trained) == 4 and all(r["dense_bitops"] <= 20_000 for r in trained)
     assert all(r["state"] == "COMPLETE" and r["test_accuracy"] is not None for r in trained)
     rejected = [r for r in rows if r["rejected"] is not None]

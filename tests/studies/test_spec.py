@@ -85,7 +85,7 @@ def test_in_code_spec_equals_file_spec(tmp_path):
         (
             "bitops = 100_000",
             "bitops = -1",
-            "`bitops` must be a positive number, got -1 (in [budget] of {f})",
+            "`bitops` must be a positive finite number, got -1 (in [budget] of {f})",
         ),
         ("epochs = 2", "epochs = 0", "`epochs` must be an integer >= 1, got 0 (in [train] of {f})"),
         (

@@ -1,0 +1,109 @@
+"""The local runner: failures kept and retried, interrupts closed, duplicates bounded."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.trial import TrialState
+
+from bitnas.errors import EvaluationError, SpecError
+from bitnas.evaluators import CallableEvaluator, EvalResult
+from bitnas.search import Problem, counts, optimize
+from bitnas.search.local import MAX_CONSECUTIVE_DUPLICATES, MAX_CONSECUTIVE_FAILURES
+from bitnas.spaces import Architecture
+from tests.conftest import SpyEvaluator, small_space
+from tests.search.test_trials import new_study
+
+
+def test_failing_trial_is_kept_and_study_goes_on():
+    calls = []
+
+    def flaky(arch: Architecture, *, seed: int, report: object) -> EvalResult:
+        calls.append(arch)
+        if len(calls) == 2:
+            raise RuntimeError("worker exploded")
+        return EvalResult(metrics={"val_accuracy": 0.5})
+
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(flaky))
+    study = new_study(problem)
+    optimize(study, problem, 4, progress=False)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1
+    assert failed[0].user_attrs["error"] == "RuntimeError: worker exploded"
+    assert "worker exploded" in failed[0].user_attrs["traceback"]
+    # a failed trial does not count toward the target: 4 finished were still reached
+    c = counts(study.trials)
+    assert (c["finished"], c["complete"], c["failed"], c["running"]) == (4, 4, 1, 0)
+    assert len(calls) == 5
+
+
+def test_non_finite_objective_fails_and_a_broken_evaluator_stops_the_run():
+    problem = Problem(
+        space=small_space(),
+        evaluator=CallableEvaluator(lambda a, seed, report: {"val_accuracy": float("nan")}),
+    )
+    study = new_study(problem)
+    with pytest.raises(EvaluationError, match=r"5 trials failed in a row; the last one \(#4\)"):
+        optimize(study, problem, 2, progress=False)
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * MAX_CONSECUTIVE_FAILURES
+    assert "not finite" in study.trials[0].user_attrs["error"]
+
+
+def test_configuration_error_stops_at_once():
+    def bad(arch, *, seed, report):
+        raise SpecError("`device` is cuda but no CUDA device is available")
+
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(bad))
+    study = new_study(problem)
+    with pytest.raises(SpecError, match="no CUDA device"):
+        optimize(study, problem, 3, progress=False)
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+
+
+def test_interrupt_closes_the_trial_and_is_not_counted():
+    def interrupted(arch, *, seed, report):
+        raise KeyboardInterrupt
+
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(interrupted))
+    study = new_study(problem)
+    with pytest.raises(KeyboardInterrupt):
+        optimize(study, problem, 3, progress=False)
+    (t,) = study.trials
+    assert t.state == TrialState.FAIL and t.user_attrs["error"].startswith("interrupted")
+    assert counts(study.trials)["finished"] == 0
+
+
+def test_duplicate_architecture_is_reused_not_retrained():
+    spy = SpyEvaluator()
+    space = small_space(depth=(1, 1), width=(16,), wbits=(2,), abits=(1, 2), timesteps=(1,))
+    assert space.size() == 2
+    problem = Problem(space=space, evaluator=spy)
+    study = new_study(problem)
+    added = optimize(study, problem, 8, progress=False)
+    # only 2 architectures exist: the run ends early, flagged, after a streak of duplicates
+    assert len(spy.seen) == 2 and added["finished"] == 2 and added["exhausted"] == 1
+    dups = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(dups) == added["duplicate"] >= MAX_CONSECUTIVE_DUPLICATES
+    for t in dups:
+        src = study.trials[t.user_attrs["duplicate_of"]]
+        assert t.values == src.values
+        assert t.user_attrs["architecture"] == src.user_attrs["architecture"]
+        assert t.user_attrs["densities"] == src.user_attrs["densities"]
+        assert "train_seconds" not in t.user_attrs
+
+
+def test_failed_trials_are_retried_by_the_next_run():
+    state = {"fail": True}
+
+    def sometimes(arch: Architecture, *, seed: int, report: object) -> EvalResult:
+        if state["fail"]:
+            raise RuntimeError("disk full")
+        return EvalResult(metrics={"val_accuracy": 0.7})
+
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(sometimes))
+    study = new_study(problem)
+    with pytest.raises(EvaluationError, match="disk full"):
+        optimize(study, problem, 3, progress=False)
+    assert counts(study.trials)["finished"] == 0
+    state["fail"] = False
+    added = optimize(study, problem, 3 - counts(study.trials)["finished"], progress=False)
+    assert added["finished"] == 3 and counts(study.trials)["failed"] == MAX_CONSECUTIVE_FAILURES
