@@ -13,7 +13,7 @@ from torch import nn
 
 from bitnas.spaces.architecture import FULL_PRECISION
 
-__all__ = ["QuantLinear", "fake_quant_weight"]
+__all__ = ["QuantConv1d", "QuantConv2d", "QuantLinear", "fake_quant_weight"]
 
 
 def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
@@ -51,3 +51,31 @@ class QuantLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, wbits={self.wbits}"
+
+
+class QuantConv1d(nn.Conv1d):
+    """``nn.Conv1d`` with its weight fake-quantized to ``wbits`` per output channel."""
+
+    def __init__(self, *args: object, wbits: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.wbits = wbits
+
+    def quantized_weight(self) -> torch.Tensor:
+        return fake_quant_weight(self.weight, self.wbits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.quantized_weight(), self.bias)
+
+
+class QuantConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with its weight fake-quantized to ``wbits`` per output channel."""
+
+    def __init__(self, *args: object, wbits: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.wbits = wbits
+
+    def quantized_weight(self) -> torch.Tensor:
+        return fake_quant_weight(self.weight, self.wbits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.quantized_weight(), self.bias)

@@ -59,10 +59,19 @@ def _tuple_of_ints(name: str, value: object) -> tuple[int, ...]:
 class LayerSpec:
     """One weighted layer: its shape, its weight bits and the activation site after it.
 
-    ``in_ch``/``out_ch`` are features for a linear layer and channels for a convolution.
+    ``in_ch``/``out_ch`` are features for a linear layer and channels for a convolution;
     ``in_size`` is the spatial size of the input (empty for linear). ``abits`` is the bits per
-    timestep of the neuron that follows the layer; ``None`` marks the read-out layer, whose
-    output is averaged over the timesteps instead of spiking.
+    timestep of the neuron after the layer; ``None`` means no neuron: the read-out (the last
+    layer, averaged over the timesteps) or a projection shortcut whose output current is added
+    into a later layer.
+
+    The graph: ``source`` is the activation site the layer reads (None: the previous layer's,
+    -1: the network input, j: layer j's). ``shortcut`` is a layer whose output is added to this
+    layer's current before its neuron — that layer's activations if it has a neuron (identity
+    shortcut), else its current (projection). ``pool`` max-pools this layer's activations
+    (kernel = stride = pool; integer codes stay integer). ``gap``: a linear layer fed by a
+    convolution global-average-pools it first (else it flattens it). ``norm``: batch norm after
+    the layer, folded into the per-channel weight scale and bias at inference (not a BitOp).
     """
 
     kind: LayerKind
@@ -76,11 +85,16 @@ class LayerSpec:
     groups: int = 1
     in_size: tuple[int, ...] = ()
     bias: bool = True
+    source: int | None = None
+    shortcut: int | None = None
+    pool: int = 1
+    gap: bool = False
+    norm: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in LAYER_KINDS:
             raise SpecError(f"layer `kind` must be one of {list(LAYER_KINDS)}, got {self.kind!r}")
-        for name in ("in_ch", "out_ch", "groups"):
+        for name in ("in_ch", "out_ch", "groups", "pool"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise SpecError(f"layer `{name}` must be a positive integer, got {v!r}", field=name)
@@ -90,7 +104,7 @@ class LayerSpec:
         # JSON round trips turn tuples into lists: normalise so equality and hashing hold.
         for name in ("kernel", "stride", "padding", "in_size"):
             object.__setattr__(self, name, _tuple_of_ints(name, getattr(self, name)))
-        dims = {"linear": 0, "conv1d": 1, "conv2d": 2}[self.kind]
+        dims = self.dims
         for name in ("kernel", "stride", "padding", "in_size"):
             if len(getattr(self, name)) != dims:
                 raise SpecError(
@@ -109,18 +123,35 @@ class LayerSpec:
                 f"{self.kind} layer with input size {self.in_size}, kernel {self.kernel}, "
                 f"stride {self.stride}, padding {self.padding} has empty output {self.out_size}"
             )
+        if self.pool > 1 and (
+            self.dims == 0 or self.abits is None or any(o < self.pool for o in self.out_size)
+        ):
+            raise SpecError(
+                f"`pool` {self.pool} needs a convolution with a neuron and an output of at least "
+                f"that size, got {self.kind} with output {self.out_size}",
+                field="pool",
+            )
+        for name in ("source", "shortcut"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < -1):
+                raise SpecError(f"layer `{name}` must be a layer index or -1, got {v!r}", field=name)
+
+    @property
+    def dims(self) -> int:
+        return {"linear": 0, "conv1d": 1, "conv2d": 2}[self.kind]
 
     @property
     def out_size(self) -> tuple[int, ...]:
-        """Spatial output size: floor((i + 2p - k) / s) + 1 per dimension."""
+        """Spatial output size: floor((i + 2p - k) / s) + 1 per dimension (before pooling)."""
         return tuple(
             (i + 2 * p - k) // s + 1
             for i, k, s, p in zip(self.in_size, self.kernel, self.stride, self.padding, strict=True)
         )
 
     @property
-    def is_readout(self) -> bool:
-        return self.abits is None
+    def site_shape(self) -> tuple[int, ...]:
+        """Shape of this layer's activations as the next layers see them (after pooling)."""
+        return (self.out_ch, *(o // self.pool for o in self.out_size))
 
 
 @dataclass(frozen=True)
@@ -173,29 +204,19 @@ class Architecture:
         for i, lay in enumerate(layers):
             if not isinstance(lay, LayerSpec):
                 raise SpecError(f"layer {i} must be a LayerSpec, got {type(lay).__name__}")
-            last = i == len(layers) - 1
-            if last != lay.is_readout:
-                raise SpecError(
-                    "exactly the last layer is the read-out (abits = None); "
-                    f"layer {i} of {len(layers)} has abits={lay.abits!r}",
-                    field="abits",
-                )
-        if all(lay.kind == "linear" for lay in layers):
-            fan_in = math.prod(self.input_shape)
-            for i, lay in enumerate(layers):
-                if lay.in_ch != fan_in:
-                    raise SpecError(
-                        f"layer {i} takes {lay.in_ch} inputs but is fed {fan_in} "
-                        f"({'the input' if i == 0 else f'layer {i - 1} outputs'})",
-                        field="layers",
-                    )
-                fan_in = lay.out_ch
+        if layers[-1].abits is not None:
+            raise SpecError(
+                "the last layer is the read-out and has no neuron (abits = None), "
+                f"got abits={layers[-1].abits!r}",
+                field="abits",
+            )
         if layers[-1].out_ch != self.num_classes:
             raise SpecError(
                 f"the read-out layer must have num_classes={self.num_classes} outputs, "
                 f"got {layers[-1].out_ch}",
                 field="num_classes",
             )
+        _check_graph(tuple(self.input_shape), layers)
         t = self.timesteps
         if isinstance(t, bool) or not isinstance(t, int) or t < 1:
             raise SpecError(f"`timesteps` must be an integer >= 1, got {t!r}", field="timesteps")
@@ -209,12 +230,12 @@ class Architecture:
     # -- views -------------------------------------------------------------------------
     @property
     def depth(self) -> int:
-        """Number of hidden (spiking/quantized) layers, i.e. layers before the read-out."""
-        return len(self.layers) - 1
+        """Number of layers with a neuron (the read-out and projection shortcuts excluded)."""
+        return sum(lay.abits is not None for lay in self.layers)
 
     @property
     def widths(self) -> tuple[int, ...]:
-        return tuple(lay.out_ch for lay in self.layers[:-1])
+        return tuple(lay.out_ch for lay in self.layers if lay.abits is not None)
 
     @property
     def wbits(self) -> tuple[int, ...]:
@@ -223,6 +244,11 @@ class Architecture:
     @property
     def abits(self) -> tuple[int, ...]:
         return tuple(lay.abits for lay in self.layers[:-1] if lay.abits is not None)
+
+    def source_of(self, i: int) -> int:
+        """Index of the activation site layer ``i`` reads; -1 is the network input."""
+        src = self.layers[i].source
+        return i - 1 if src is None else src
 
     def summary(self) -> str:
         """One line for tables: ``mlp 64-128(w4a2)-64(w8a1)-10(w8) T=4 direct``."""
@@ -250,3 +276,54 @@ class Architecture:
     def key(self) -> str:
         """A short stable digest of the architecture, equal for equal architectures."""
         return hashlib.sha1(self.to_json().encode()).hexdigest()[:16]
+
+
+def _check_graph(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...]) -> None:
+    """Every layer reads an existing activation site of the shape it expects; every layer
+    without a neuron is the read-out or the projection shortcut of exactly one later layer."""
+    shapes: dict[int, tuple[int, ...]] = {-1: input_shape}
+    used_as_projection: dict[int, int] = {}
+    n = len(layers)
+    for i, lay in enumerate(layers):
+        src = i - 1 if lay.source is None else lay.source
+        where = f"layer {i} ({lay.kind})"
+        if not -1 <= src < i:
+            raise SpecError(f"{where} reads `source` {src}, which is not an earlier layer or -1")
+        if src >= 0 and layers[src].abits is None:
+            raise SpecError(f"{where} reads layer {src}, which has no neuron (abits = None)")
+        fed = shapes[src]
+        what = "the input" if src == -1 else f"layer {src}"
+        if lay.kind == "linear":
+            want = fed[0] if (lay.gap and len(fed) > 1) else math.prod(fed)
+            if lay.in_ch != want:
+                raise SpecError(
+                    f"{where} takes {lay.in_ch} inputs but {what} gives {want} "
+                    f"({'pooled ' if lay.gap else ''}shape {fed})",
+                    field="in_ch",
+                )
+        elif (lay.in_ch, *lay.in_size) != fed:
+            raise SpecError(
+                f"{where} expects input {(lay.in_ch, *lay.in_size)} but {what} gives {fed}",
+                field="in_size",
+            )
+        if lay.shortcut is not None:
+            j = lay.shortcut
+            if not 0 <= j < i:
+                raise SpecError(f"{where} has `shortcut` {j}, which is not an earlier layer")
+            if lay.abits is None:
+                raise SpecError(f"{where} has a shortcut but no neuron to add it before")
+            theirs = shapes[j] if layers[j].abits is not None else layers[j].site_shape
+            if theirs != lay.site_shape or lay.pool != 1:
+                raise SpecError(
+                    f"{where} adds shortcut layer {j} of shape {theirs} to its own "
+                    f"{lay.site_shape} (shapes must match, without pooling)"
+                )
+            if layers[j].abits is None:
+                used_as_projection[j] = used_as_projection.get(j, 0) + 1
+        shapes[i] = lay.site_shape
+    for i, lay in enumerate(layers[:-1]):
+        if lay.abits is None and used_as_projection.get(i) != 1:
+            raise SpecError(
+                f"layer {i} of {n} has no neuron (abits = None), so it must be the read-out or "
+                f"the shortcut of exactly one later layer"
+            )

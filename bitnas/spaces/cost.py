@@ -72,13 +72,24 @@ def params(arch: Architecture) -> tuple[int, ...]:
 
 
 def in_bits(arch: Architecture) -> tuple[int, ...]:
-    """Per-layer bits one input element carries over the whole forward pass (all T steps)."""
+    """Per-layer bits one input element carries over the whole forward pass (all T steps).
+
+    A layer reading the network input gets ``input_bits`` once (direct) or T binary frames
+    (rate); any other layer gets ``abits * T`` of the activation site it reads. (A read-out fed
+    by global average pooling is counted at the bits of the activations it pools, as published
+    BitOps count it; a bit-serial engine runs the linear read-out before the average.)
+    """
     t = arch.timesteps
     first = arch.input_bits if arch.input_encoding == "direct" else t
-    out = [first]
-    for prev in arch.layers[:-1]:
-        assert prev.abits is not None  # guaranteed by Architecture validation
-        out.append(prev.abits * t)
+    out = []
+    for i in range(len(arch.layers)):
+        src = arch.source_of(i)
+        if src < 0:
+            out.append(first)
+        else:
+            abits = arch.layers[src].abits
+            assert abits is not None  # guaranteed by Architecture validation
+            out.append(abits * t)
     return tuple(out)
 
 

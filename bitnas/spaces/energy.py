@@ -63,10 +63,11 @@ def _step_bits(arch: Architecture) -> list[tuple[int, int]]:
     """(bits per step of each layer's input, number of steps it is fed)."""
     t = arch.timesteps
     first = (arch.input_bits, 1) if arch.input_encoding == "direct" else (1, t)
-    out = [first]
-    for prev in arch.layers[:-1]:
-        assert prev.abits is not None
-        out.append((prev.abits, t))
+    out = []
+    for i in range(len(arch.layers)):
+        src = arch.source_of(i)
+        abits = arch.layers[src].abits if src >= 0 else None
+        out.append(first if src < 0 else (abits or FULL_PRECISION, t))
     return out
 
 

@@ -55,7 +55,8 @@ def test_measured_densities_are_bit_fractions():
     # hidden layers: recompute each neuron's integer codes and count their 1-bits by hand
     with torch.no_grad():
         h = (codes / 255).unsqueeze(0)
-        for i, (layer, neuron) in enumerate(zip(model.layers[:-1], model.neurons, strict=True)):
+        for i, layer in enumerate(model.layers[:-1]):
+            neuron = model.neuron(i)
             cur = layer(h.flatten(0, 1)).unflatten(0, h.shape[:2]).expand(4, -1, -1)
             h = neuron(cur)
             q = torch.round(h / neuron.theta.abs()).int()

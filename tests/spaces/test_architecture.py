@@ -51,7 +51,7 @@ def test_summary_and_views():
         ({"num_classes": 11}, "read-out layer must have num_classes=11"),
         (
             {"layers": (LayerSpec("linear", 64, 10, 4, 2),)},
-            "exactly the last layer is the read-out",
+            "the last layer is the read-out and has no neuron (abits = None), got abits=2",
         ),
     ],
 )
