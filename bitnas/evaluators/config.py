@@ -29,11 +29,16 @@ class DataSpec:
     seed: int = 0
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    root: str = ""
+    samples: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise SpecError(f"`name` must be a dataset name, got {self.name!r}", field="name")
         _number("seed", self.seed, low=0, integer=True)
+        _number("samples", self.samples, low=0, integer=True)
+        if not isinstance(self.root, str):
+            raise SpecError(f"`root` must be a folder path, got {self.root!r}", field="root")
         for f in ("val_fraction", "test_fraction"):
             _number(f, getattr(self, f), low=0.0, open_low=True)
         if self.val_fraction + self.test_fraction >= 0.9:

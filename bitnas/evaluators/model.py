@@ -132,7 +132,9 @@ class BitNet(nn.Module):
                 out = layer(z)
                 break
             if lay.kind == "linear":
-                feed = feed.flatten(2) if not lay.gap or feed.dim() <= 3 else feed.flatten(3).mean(3)
+                feed = (
+                    feed.flatten(2) if not lay.gap or feed.dim() <= 3 else feed.flatten(3).mean(3)
+                )
             current = layer(_merge(feed))
             current = self.norms[i](current).unflatten(0, feed.shape[:2])
             if lay.abits is None:  # projection shortcut: its current joins a later layer's

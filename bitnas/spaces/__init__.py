@@ -10,6 +10,7 @@ from bitnas.spaces._base import SearchSpace
 from bitnas.spaces.architecture import FULL_PRECISION, Architecture, LayerSpec, NeuronSpec
 from bitnas.spaces.budget import Budget
 from bitnas.spaces.choosers import Chooser, ParamsChooser, TrialChooser
+from bitnas.spaces.cnn import CNN1DSpace, CNN2DSpace
 from bitnas.spaces.cost import (
     COST_MODEL,
     CostBreakdown,
@@ -23,10 +24,12 @@ from bitnas.spaces.cost import (
     weight_bits,
 )
 from bitnas.spaces.mlp import MLPSpace
+from bitnas.spaces.resnet import ResNetSpace
 
 #: Model family name -> SearchSpace class.
 SPACES: Registry[type[SearchSpace]] = Registry("model family")
-SPACES.add("mlp", MLPSpace)
+for _cls in (MLPSpace, CNN1DSpace, CNN2DSpace, ResNetSpace):
+    SPACES.add(_cls.family, _cls)
 
 __all__ = [
     "COST_MODEL",
@@ -34,6 +37,9 @@ __all__ = [
     "SPACES",
     "Architecture",
     "Budget",
+    "CNN1DSpace",
+    "CNN2DSpace",
+    "ResNetSpace",
     "Chooser",
     "CostBreakdown",
     "LayerSpec",

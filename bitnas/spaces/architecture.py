@@ -134,7 +134,9 @@ class LayerSpec:
         for name in ("source", "shortcut"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < -1):
-                raise SpecError(f"layer `{name}` must be a layer index or -1, got {v!r}", field=name)
+                raise SpecError(
+                    f"layer `{name}` must be a layer index or -1, got {v!r}", field=name
+                )
 
     @property
     def dims(self) -> int:

@@ -145,8 +145,8 @@ class RandomChooser:
 class ExtremeChooser:
     """Picks the smallest (``pick=min``) or largest option of every numeric choice.
 
-    Non-numeric choices take the value given in ``fixed`` (default: the first option), so a
-    caller can try each. Finds the cheapest/dearest architecture of a space whose cost grows
+    Choices named in ``fixed`` take that value instead, and non-numeric choices not named there
+    take their first option, so a caller can try each structure and encoding. Finds the cheapest/dearest architecture of a space whose cost grows
     with every numeric choice, without enumerating the space.
     """
 
@@ -155,9 +155,13 @@ class ExtremeChooser:
         self.fixed = dict(fixed or {})
 
     def integer(self, name: str, low: int, high: int) -> int:
+        if name in self.fixed:
+            return int(self.fixed[name])
         return int(self.pick(low, high))
 
     def categorical(self, name: str, choices: Sequence[T]) -> T:
+        if name in self.fixed:
+            return self.fixed[name]  # type: ignore[no-any-return]
         if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices):
             return self.pick(choices)  # type: ignore[no-any-return]
         return self.fixed.get(name, choices[0])  # type: ignore[no-any-return]

@@ -92,7 +92,7 @@ def _build_space(table: Mapping[str, Any], data: DataSpec) -> SearchSpace:
     _check_keys("space", table, allowed)
     kwargs = {k: v for k, v in table.items() if k not in ("family", *_NEURON_KEYS)}
     neuron = NeuronSpec(**{k: table[k] for k in _NEURON_KEYS if k in table})
-    info = dataset_info(data.name)
+    info = dataset_info(data)
     return cls(input_shape=info.input_shape, num_classes=info.num_classes, neuron=neuron, **kwargs)  # type: ignore[call-arg]
 
 
@@ -148,7 +148,7 @@ class StudySpec:
 
         study = plain("study", StudySection)
         data_spec = plain("data", DataSpec)
-        section("data", lambda t: dataset_info(data_spec.name))
+        section("data", lambda t: dataset_info(data_spec))
         space = section("space", lambda t: _build_space(t, data_spec))
         budget = plain("budget", Budget)
         train = plain("train", TrainSpec)

@@ -41,7 +41,7 @@ def write(tmp_path, text):
 def test_shipped_digits_study_loads():
     spec = load_spec(ROOT / "studies" / "digits.toml")
     assert spec.study.name == "digits" and spec.study.storage == "sqlite:///runs/digits.db"
-    assert isinstance(spec.space, MLPSpace) and spec.space.input_shape == (64,)
+    assert isinstance(spec.space, MLPSpace) and spec.space.input_shape == (1, 8, 8)
     assert spec.budget.bitops == 150_000 and spec.space.size() == 29_484
 
 
@@ -75,7 +75,7 @@ def test_in_code_spec_equals_file_spec(tmp_path):
         (
             'name = "digits"',
             'name = "digts"',
-            "unknown dataset 'digts': valid names are ['digits']; did you mean 'digits'? (in [data] of {f})",
+            "unknown dataset 'digts': valid names are ['cifar10', 'digits', 'fashion_mnist', 'image_folder', 'mnist', 'mnist1d', 'synthetic']; did you mean 'digits'? (in [data] of {f})",
         ),
         (
             "trials = 5",
@@ -98,7 +98,7 @@ def test_in_code_spec_equals_file_spec(tmp_path):
         (
             "[space]",
             '[space]\nfamily = "transformer"',
-            "`family` must be one of ['mlp'], got 'transformer'",
+            "`family` must be one of ['cnn1d', 'cnn2d', 'mlp', 'resnet'], got 'transformer'",
         ),
         ("[train]", '[train]\nlr = "fast"', "`lr` must be a number > 0, got 'fast'"),
     ],
