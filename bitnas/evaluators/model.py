@@ -166,7 +166,8 @@ def _pool(x: torch.Tensor, k: int) -> torch.Tensor:
     """Max-pool [T, B, C, *size] over its spatial dims with kernel = stride = k."""
     merged = _merge(x)
     fn = F.max_pool1d if merged.dim() == 3 else F.max_pool2d
-    return fn(merged, k).unflatten(0, x.shape[:2])
+    pooled: torch.Tensor = fn(merged, k)
+    return pooled.reshape(*x.shape[:2], *pooled.shape[1:])
 
 
 def build_model(arch: Architecture) -> BitNet:

@@ -13,8 +13,9 @@ element-wise work. Gradients use the clipped straight-through estimator of LSQ/Q
 tracks its input — and 0 outside; d(theta*s)/dtheta = s - v/theta inside, L above, so the
 threshold is learned. (Clipping the window at L instead starves binary spikes of gradient exactly
 when they fire: on MNIST-1D a T=4 binary cnn1d reached 80.5% test accuracy that way, 92.2% with
-this window; a 2-bit T=1 one 92.9% and 94.7%.) No library offers this neuron with soft reset, multi-level output and a
-learned threshold together (snntorch/spikingjelly neurons are binary), hence written here.
+this window; a 2-bit T=1 one 92.9% and 94.7%.) No library offers this neuron with soft reset,
+multi-level output and a learned threshold together (snntorch/spikingjelly neurons are binary),
+hence written here.
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ class QuantConv1d(nn.Conv1d):
         return fake_quant_weight(self.weight, self.wbits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.quantized_weight(), self.bias)
+        out: torch.Tensor = self._conv_forward(x, self.quantized_weight(), self.bias)
+        return out
 
 
 class QuantConv2d(nn.Conv2d):
@@ -78,4 +79,5 @@ class QuantConv2d(nn.Conv2d):
         return fake_quant_weight(self.weight, self.wbits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.quantized_weight(), self.bias)
+        out: torch.Tensor = self._conv_forward(x, self.quantized_weight(), self.bias)
+        return out

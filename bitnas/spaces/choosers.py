@@ -146,8 +146,9 @@ class ExtremeChooser:
     """Picks the smallest (``pick=min``) or largest option of every numeric choice.
 
     Choices named in ``fixed`` take that value instead, and non-numeric choices not named there
-    take their first option, so a caller can try each structure and encoding. Finds the cheapest/dearest architecture of a space whose cost grows
-    with every numeric choice, without enumerating the space.
+    take their first option, so a caller can try each structure and encoding. Finds the
+    cheapest/dearest architecture of a space whose cost grows with every numeric choice,
+    without enumerating the space.
     """
 
     def __init__(self, pick: Any, fixed: Mapping[str, Any] | None = None) -> None:

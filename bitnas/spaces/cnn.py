@@ -8,17 +8,21 @@ at least that large. A linear read-out follows, on the flattened map or its glob
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from bitnas.errors import SpecError
-from bitnas.spaces.architecture import Architecture, LayerSpec
+from bitnas.spaces.architecture import Architecture, LayerKind, LayerSpec
 from bitnas.spaces.choosers import Chooser, ExtremeChooser, RandomChooser
 from bitnas.spaces.family import BitChoices, FamilySpace, choices, int_range, positive
 
 __all__ = ["CNN1DSpace", "CNN2DSpace"]
+
+T = TypeVar("T")
 
 MAX_STAGES = 8
 READOUTS = ("flatten", "gap")
@@ -67,7 +71,7 @@ class _CNNSpace(FamilySpace):
         kernel = choose.categorical("kernel", self.kernel)
         shared_w = None if self.width_per_stage else choose.categorical("width", self.width)
         bits = BitChoices(self, choose)
-        kind = "conv1d" if self.dims == 1 else "conv2d"
+        kind: LayerKind = "conv1d" if self.dims == 1 else "conv2d"
         ch, size = self.input_shape[0], tuple(self.input_shape[1:])
         layers: list[LayerSpec] = []
         for s in range(n_stages):
@@ -93,7 +97,7 @@ class _CNNSpace(FamilySpace):
                 layers.append(lay)
                 ch, size = lay.site_shape[0], lay.site_shape[1:]
         gap = self.readout == "gap"
-        fan_in = ch if gap else ch * _prod(size)
+        fan_in = ch if gap else ch * math.prod(size)
         wb_out = bits.wbits("wbits_out", last=True)
         layers.append(LayerSpec("linear", fan_in, self.num_classes, wb_out, None, gap=gap))
         return Architecture(
@@ -113,10 +117,7 @@ class _CNNSpace(FamilySpace):
         return widths * len(self.kernel) * self._n_bit_choices(convs + 1, convs)
 
     def _depth_combos(self, n_stages: int) -> list[tuple[int, ...]]:
-        combos: list[tuple[int, ...]] = [()]
-        for _ in range(n_stages):
-            combos = [c + (d,) for c in combos for d in self.depth]
-        return combos
+        return list(itertools.product(self.depth, repeat=n_stages))
 
     def size(self) -> int:
         return sum(
@@ -137,10 +138,10 @@ class _CNNSpace(FamilySpace):
             def integer(self, name: str, low: int, high: int) -> int:
                 return n if name == "stages" else super().integer(name, low, high)
 
-            def categorical(self, name: str, options: object) -> object:  # type: ignore[override]
+            def categorical(self, name: str, choices: Sequence[T]) -> T:
                 if name.startswith("depth_"):
-                    return depths[int(name.split("_")[1])]
-                return super().categorical(name, options)  # type: ignore[arg-type]
+                    return depths[int(name.split("_")[1])]  # type: ignore[return-value]
+                return super().categorical(name, choices)
 
         return _StructureFirst(rng)
 
@@ -156,13 +157,6 @@ class _CNNSpace(FamilySpace):
         cheap = [self.build(ExtremeChooser(min, f)) for f in fixed]
         dear = [self.build(ExtremeChooser(max, f)) for f in fixed]
         return min(cheap, key=cost), max(dear, key=cost)
-
-
-def _prod(xs: tuple[int, ...]) -> int:
-    out = 1
-    for x in xs:
-        out *= x
-    return out
 
 
 @dataclass(frozen=True)

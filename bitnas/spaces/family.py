@@ -68,7 +68,7 @@ def _encoding(name: str, v: Any) -> None:
 
 def _policy(name: str, v: Any) -> int | str:
     if v == SEARCH:
-        return v
+        return SEARCH
     try:
         return check_bits(name, v)
     except SpecError:
@@ -159,9 +159,7 @@ class FamilySpace(SearchSpace):
         """How many bit assignments a network with ``n_layers`` weighted layers (the first and
         the read-out included) and ``n_hidden`` neurons has."""
         free = n_layers - isinstance(self.first_wbits, int) - isinstance(self.last_wbits, int)
-        if self.wbits_per_layer:
-            w = len(self.wbits) ** free
-        else:
-            w = len(self.wbits) if free > 0 else 1
+        # shared: one choice, made only if some layer is not fixed by the policy
+        w = len(self.wbits) ** free if self.wbits_per_layer else len(self.wbits) if free else 1
         a = len(self.abits) ** n_hidden if self.abits_per_layer else len(self.abits)
-        return w * a * len(self.timesteps) * len(self.input_encoding)
+        return int(w * a * len(self.timesteps) * len(self.input_encoding))

@@ -10,9 +10,11 @@ Global average pooling feeds the linear read-out. The stem's 3x3/2 max pool is m
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from bitnas.errors import SpecError
 from bitnas.spaces.architecture import Architecture, LayerSpec
@@ -20,6 +22,8 @@ from bitnas.spaces.choosers import Chooser, ExtremeChooser, RandomChooser
 from bitnas.spaces.family import BitChoices, FamilySpace, choices, positive
 
 __all__ = ["STEMS", "ResNetSpace"]
+
+T = TypeVar("T")
 
 #: stem -> default number of stages
 STEMS = {"cifar": 3, "imagenet": 4}
@@ -59,55 +63,48 @@ class ResNetSpace(FamilySpace):
         bits = BitChoices(self, choose)
         layers: list[LayerSpec] = []
 
-        def add(lay_kw: dict[str, object]) -> int:
+        def conv(ch: int, width: int, k: int, stride: int, size: tuple[int, ...], **kw: Any) -> int:
+            """Append a k x k convolution (with a neuron unless ``abits`` is given) -> index."""
             i = len(layers)
-            layers.append(LayerSpec(**lay_kw))  # type: ignore[arg-type]
+            kw.setdefault("abits", bits.abits(f"abits_{i}"))
+            layers.append(
+                LayerSpec(
+                    "conv2d",
+                    ch,
+                    width,
+                    bits.wbits(f"wbits_{i}", first=i == 0),
+                    kernel=(k, k),
+                    stride=(stride, stride),
+                    padding=(k // 2, k // 2),
+                    in_size=size,
+                    norm=self.norm,
+                    bias=False,
+                    **kw,
+                )
+            )
             return i
 
-        ch, size = self.input_shape[0], tuple(self.input_shape[1:])
         imagenet = self.stem == "imagenet"
         k, s = (7, 2) if imagenet else (3, 1)
-        stem = LayerSpec(
-            "conv2d", ch, base, bits.wbits("wbits_0", first=True), bits.abits("abits_0"),
-            kernel=(k, k), stride=(s, s), padding=(k // 2, k // 2), in_size=size,
-            pool=2 if imagenet else 1, norm=self.norm, bias=False,
-        )  # fmt: skip
-        layers.append(stem)
-        site, (ch, *rest) = 0, stem.site_shape
+        site = conv(
+            self.input_shape[0], base, k, s, self.input_shape[1:], pool=2 if imagenet else 1
+        )
+        ch, *rest = layers[site].site_shape
         size = tuple(rest)
         for st in range(self.stages):
             width = base * 2**st
             for b in range(choose.categorical(f"depth_{st}", self.depth)):
                 stride = 2 if st > 0 and b == 0 else 1
-                conv = {"kind": "conv2d", "kernel": (3, 3), "padding": (1, 1), "norm": self.norm,
-                        "bias": False}  # fmt: skip
-                i1 = len(layers)
-                c1 = add({**conv, "in_ch": ch, "out_ch": width, "stride": (stride, stride),
-                          "in_size": size, "source": site,
-                          "wbits": bits.wbits(f"wbits_{i1}"), "abits": bits.abits(f"abits_{i1}")})  # fmt: skip
-                out_size = layers[c1].out_size
+                c1 = conv(ch, width, 3, stride, size, source=site)
+                out = layers[c1].out_size
                 shortcut = site
-                if stride != 1 or ch != width:
-                    ip = len(layers)
-                    shortcut = add({"kind": "conv2d", "kernel": (1, 1), "padding": (0, 0),
-                                    "norm": self.norm, "bias": False, "in_ch": ch, "out_ch": width,
-                                    "stride": (stride, stride), "in_size": size, "source": site,
-                                    "wbits": bits.wbits(f"wbits_{ip}"), "abits": None})  # fmt: skip
-                i2 = len(layers)
-                site = add({**conv, "in_ch": width, "out_ch": width, "stride": (1, 1),
-                            "in_size": out_size, "source": c1, "shortcut": shortcut,
-                            "wbits": bits.wbits(f"wbits_{i2}"), "abits": bits.abits(f"abits_{i2}")})  # fmt: skip
-                ch, size = width, out_size
+                if stride != 1 or ch != width:  # projection shortcut (option B): no neuron
+                    shortcut = conv(ch, width, 1, stride, size, source=site, abits=None)
+                site = conv(width, width, 3, 1, out, source=c1, shortcut=shortcut)
+                ch, size = width, out
+        wb_out = bits.wbits("wbits_out", last=True)
         layers.append(
-            LayerSpec(
-                "linear",
-                ch,
-                self.num_classes,
-                bits.wbits("wbits_out", last=True),
-                None,
-                source=site,
-                gap=True,
-            )  # fmt: skip
+            LayerSpec("linear", ch, self.num_classes, wb_out, None, source=site, gap=True)
         )
         return Architecture(
             family=self.family,
@@ -130,10 +127,7 @@ class ResNetSpace(FamilySpace):
         return n
 
     def _depth_combos(self) -> list[tuple[int, ...]]:
-        combos: list[tuple[int, ...]] = [()]
-        for _ in range(self.stages):
-            combos = [c + (d,) for c in combos for d in self.depth]
-        return combos
+        return list(itertools.product(self.depth, repeat=self.stages))
 
     def _size_with(self, depths: tuple[int, ...]) -> int:
         convs = 1 + 2 * sum(depths)
@@ -148,10 +142,10 @@ class ResNetSpace(FamilySpace):
         depths = rng.choices(combos, weights=[self._size_with(c) for c in combos])[0]
 
         class _DepthsFirst(RandomChooser):
-            def categorical(self, name: str, options: object) -> object:  # type: ignore[override]
+            def categorical(self, name: str, choices: Sequence[T]) -> T:
                 if name.startswith("depth_"):
-                    return depths[int(name.split("_")[1])]
-                return super().categorical(name, options)  # type: ignore[arg-type]
+                    return depths[int(name.split("_")[1])]  # type: ignore[return-value]
+                return super().categorical(name, choices)
 
         return _DepthsFirst(rng)
 
