@@ -76,7 +76,7 @@ class MultiLevelIF(nn.Module):
             u = v / theta
             q = u.clamp(0.0, levels).floor()
             ug = u.clamp(0.0, levels + 1.0)  # the straight-through window
-            s = ug + (q - ug).detach()
+            s = q.detach() + (ug - ug.detach())  # exactly q forward, ug's gradient backward
             a = s * theta
             v = v - a
             outs.append(a)

@@ -24,8 +24,9 @@ def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
     if bits == 1:
         scale = flat.abs().mean(dim=1).detach().clamp_min(1e-8)
         shape = (-1,) + (1,) * (w.dim() - 1)
-        wq = torch.sign(w) * scale.reshape(shape)
-        return w + (wq - w).detach()
+        wq = torch.where(w >= 0, 1.0, -1.0) * scale.reshape(shape)
+        # wq + (w - w) is exactly wq forward (w + (wq - w) need not be), with w's gradient
+        return wq.detach() + (w - w.detach())
     qmax = (1 << (bits - 1)) - 1
     scale = (flat.abs().amax(dim=1).detach() / qmax).clamp_min(1e-8).float()
     zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
