@@ -24,20 +24,24 @@ class EvalResult:
     """Metrics of one trained (or looked-up) architecture.
 
     ``metrics`` holds at least the evaluator's objective metric. ``densities[l]`` is the
-    measured fraction of 1-bits among the bits fed to layer l (None where not measured).
+    measured fraction of 1-bits among the bits fed to layer l, ``spike_rates[l]`` the fraction
+    of its inputs (per element and step) that are not zero (None where not measured).
     ``stopped`` marks a run cut short by its ``report`` callback.
     """
 
     metrics: Mapping[str, float]
     densities: tuple[float, ...] | None = None
+    spike_rates: tuple[float, ...] | None = None
     epochs: int = 0
     stopped: bool = False
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", {k: float(v) for k, v in self.metrics.items()})
-        if self.densities is not None:
-            object.__setattr__(self, "densities", tuple(float(d) for d in self.densities))
+        for name in ("densities", "spike_rates"):
+            values = getattr(self, name)
+            if values is not None:
+                object.__setattr__(self, name, tuple(float(d) for d in values))
 
     def value(self, metric: str) -> float:
         """The named metric; a missing or non-finite value is an EvaluationError."""

@@ -126,10 +126,10 @@ def train_and_evaluate(
     return EvalResult(
         metrics={"val_accuracy": val_acc, "test_accuracy": test_acc, "train_loss": train_loss},
         densities=meter.densities(),
+        spike_rates=meter.nonzero_rates(),
         epochs=epochs_run,
         stopped=stopped,
         info={
-            "spike_rates": list(meter.nonzero_rates()),
             "train_seconds": time.perf_counter() - start,
             "device": str(device),
         },

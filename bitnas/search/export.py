@@ -66,6 +66,9 @@ def _row(t: FrozenTrial, names: list[str], front: set[int]) -> dict[str, Any]:
     row["event_bitops"] = ua.get("event_bitops")
     row["weight_bits"] = cost.get("weight_bits")
     row["cost_model"] = ua.get("cost_model")
+    row["energy_pj"] = ua.get("energy_pj")
+    row["event_energy_pj"] = ua.get("event_energy_pj")
+    row["layer_policy"] = json.dumps(ua["layer_policy"]) if "layer_policy" in ua else None
     row["constraint_excess"] = max(t.constraints.values()) if t.constraints else None
     row["depth"] = ua.get("depth")
     row["timesteps"] = ua.get("timesteps")
@@ -77,6 +80,7 @@ def _row(t: FrozenTrial, names: list[str], front: set[int]) -> dict[str, Any]:
     row["abits"] = [lay["abits"] for lay in arch["layers"][:-1]] if arch else None
     row["widths"] = [lay["out_ch"] for lay in arch["layers"][:-1]] if arch else None
     row["densities"] = ua.get("densities")
+    row["spike_rates"] = ua.get("spike_rates")
     row["params_json"] = json.dumps(t.params, sort_keys=True)
     return row
 
@@ -99,6 +103,9 @@ _SCHEMA_TAIL = [
     ("event_bitops", pa.float64()),
     ("weight_bits", pa.int64()),
     ("cost_model", pa.string()),
+    ("energy_pj", pa.float64()),
+    ("event_energy_pj", pa.float64()),
+    ("layer_policy", pa.string()),
     ("constraint_excess", pa.float64()),
     ("depth", pa.int64()),
     ("timesteps", pa.int64()),
@@ -108,6 +115,7 @@ _SCHEMA_TAIL = [
     ("abits", pa.list_(pa.int64())),
     ("widths", pa.list_(pa.int64())),
     ("densities", pa.list_(pa.float64())),
+    ("spike_rates", pa.list_(pa.float64())),
     ("params_json", pa.string()),
 ]
 

@@ -30,6 +30,7 @@ from bitnas.search.problem import Problem
 from bitnas.spaces.architecture import Architecture
 from bitnas.spaces.budget import Budget
 from bitnas.spaces.cost import COST_MODEL, cost_breakdown, event_bitops
+from bitnas.spaces.energy import ENERGY_MODEL, energy
 
 __all__ = [
     "ATTR_ARCH",
@@ -102,18 +103,27 @@ def evaluated_keys(trials: list[FrozenTrial]) -> dict[str, FrozenTrial]:
     return seen
 
 
-def _record_architecture(trial: optuna.trial.Trial, arch: Architecture, budget: Budget) -> None:
+def _record_architecture(
+    trial: optuna.trial.Trial,
+    arch: Architecture,
+    budget: Budget,
+    policy: dict[str, Any] | None = None,
+) -> None:
     breakdown = cost_breakdown(arch)
     trial.set_user_attr(ATTR_ARCH, arch.to_json())
     trial.set_user_attr(ATTR_KEY, arch.key())
     trial.set_user_attr("summary", arch.summary())
     trial.set_user_attr("cost", breakdown.to_dict())
     trial.set_user_attr("cost_model", COST_MODEL)
+    trial.set_user_attr("energy_model", ENERGY_MODEL)
     trial.set_user_attr("weight_bits", breakdown.weight_bits)
     trial.set_user_attr("depth", arch.depth)
     trial.set_user_attr("timesteps", arch.timesteps)
     if budget.bitops is not None:
         trial.set_user_attr("budget_bitops", budget.bitops)
+    if policy is not None:
+        trial.set_user_attr("layer_policy", policy)
+    trial.set_user_attr("energy_pj", energy(arch).total_pj)
 
 
 def _feasible_draw(problem: Problem, seed: int) -> dict[str, Any]:
@@ -158,7 +168,7 @@ def propose(
         trial = study.ask()
         arch = problem.space.sample(trial)
         cost = float(problem.cost(arch))
-        _record_architecture(trial, arch, budget)
+        _record_architecture(trial, arch, budget, problem.space.layer_policy())
         if budget.bitops is not None:
             trial.set_constraint(Budget.CONSTRAINT, budget.excess(cost))
         if budget.allows(cost):
@@ -180,6 +190,9 @@ def result_attrs(problem: Problem, arch: Architecture, result: EvalResult) -> di
     if result.densities is not None:
         attrs["densities"] = list(result.densities)
         attrs["event_bitops"] = event_bitops(arch, result.densities)
+    if result.spike_rates is not None:
+        attrs["spike_rates"] = list(result.spike_rates)
+        attrs["event_energy_pj"] = energy(arch, result.spike_rates).total_pj
     for k, v in result.info.items():
         try:
             json.dumps(v)
@@ -211,6 +224,7 @@ MEASURED_ATTRS = (
     "densities",
     "event_bitops",
     "spike_rates",
+    "event_energy_pj",
     "curve",
 )
 

@@ -48,6 +48,11 @@ class SearchSpace(abc.ABC):
         rec = RecordingChooser(self.uniform_chooser(rng))
         return rec.params, self.build(rec)
 
+    def layer_policy(self) -> dict[str, Any]:
+        """Conventions that shape costs and are recorded with every trial (e.g. fixed bits of
+        the first and last layer). Empty by default."""
+        return {}
+
     def sample(self, trial: Any) -> Architecture:
         """Sample through an Optuna trial; per-layer parameters exist only for existing layers."""
         return self.build(TrialChooser(trial))

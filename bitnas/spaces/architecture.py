@@ -253,11 +253,17 @@ class Architecture:
         return i - 1 if src is None else src
 
     def summary(self) -> str:
-        """One line for tables: ``mlp 64-128(w4a2)-64(w8a1)-10(w8) T=4 direct``."""
-        parts = [str(math.prod(self.input_shape))]
+        """One line for tables: ``mlp 64-128(w4a2)-64(w8a1)-10(w8) T=4 direct``; convolutions
+        show their kernel (``16k5``), projection shortcuts are marked ``p``."""
+        shape = self.input_shape
+        parts = [str(shape[0]) if len(shape) == 1 else "x".join(map(str, shape))]
+        if self.family == "mlp":
+            parts = [str(math.prod(shape))]
         for lay in self.layers:
             bits = f"w{lay.wbits}" + (f"a{lay.abits}" if lay.abits is not None else "")
-            parts.append(f"{lay.out_ch}({bits})")
+            k = f"k{lay.kernel[0]}" if lay.kernel else ""
+            mark = "p" if lay.abits is None and lay is not self.layers[-1] else ""
+            parts.append(f"{mark}{lay.out_ch}{k}({bits})")
         return f"{self.family} {'-'.join(parts)} T={self.timesteps} {self.input_encoding}"
 
     # -- serialisation -----------------------------------------------------------------

@@ -151,7 +151,7 @@ class FamilySpace(SearchSpace):
             raise SpecError(f"`num_classes` must be >= 2, got {n!r}")
         object.__setattr__(self, "input_shape", tuple(self.input_shape))
 
-    def layer_policy(self) -> dict[str, int | str]:
+    def layer_policy(self) -> dict[str, Any]:
         """The first/last-layer policy, as recorded on every trial."""
         return {"first_wbits": self.first_wbits, "last_wbits": self.last_wbits}
 

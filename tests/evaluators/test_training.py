@@ -71,3 +71,55 @@ def test_cuda_without_gpu_is_a_clear_error():
     ev = TrainedEvaluator(train=TrainSpec(epochs=1, device="cuda"))
     with pytest.raises(SpecError, match="no CUDA device is available"):
         ev.evaluate(mlp(1, 2), seed=0)
+
+
+def _fixed(space):
+    (arch,) = list(space.grid())
+    return arch
+
+
+def test_quality_mlp_on_digits_full_precision_and_w8a8():
+    from bitnas.spaces import MLPSpace
+
+    def mlp(bits):
+        return _fixed(MLPSpace(input_shape=(1, 8, 8), num_classes=10, depth=1, width=(256,),
+                               wbits=(bits,), abits=(bits,), timesteps=(1,),
+                               input_bits=bits))  # fmt: skip
+
+    ev = TrainedEvaluator(train=TrainSpec(epochs=60, optimizer="adamw", weight_decay=1e-4))
+    fp = ev.evaluate(mlp(32), seed=0).metrics["test_accuracy"]
+    q8 = ev.evaluate(mlp(8), seed=0).metrics["test_accuracy"]
+    assert fp >= 0.97
+    assert q8 >= fp - 0.02
+
+
+def test_quality_cnn1d_on_mnist1d_full_precision_and_w8a8():
+    from bitnas.spaces import CNN1DSpace
+
+    def cnn(bits):
+        return _fixed(CNN1DSpace(input_shape=(1, 40), num_classes=10, stages=3, depth=(1,),
+                                 width=(32,), kernel=(5,), wbits=(bits,), abits=(bits,),
+                                 timesteps=(1,), input_bits=bits))  # fmt: skip
+
+    ev = TrainedEvaluator(
+        data=DataSpec(name="mnist1d"),
+        train=TrainSpec(epochs=20, optimizer="adamw", weight_decay=1e-4),
+    )
+    fp = ev.evaluate(cnn(32), seed=0).metrics["test_accuracy"]
+    q8 = ev.evaluate(cnn(8), seed=0).metrics["test_accuracy"]
+    assert fp >= 0.90
+    assert q8 >= fp - 0.02
+
+
+def test_resnet_and_cnn2d_train_on_digits():
+    from bitnas.spaces import CNN2DSpace, ResNetSpace
+
+    ev = TrainedEvaluator(train=TrainSpec(epochs=8))
+    res = _fixed(ResNetSpace(input_shape=(1, 8, 8), num_classes=10, depth=(1,), width=(8,),
+                             wbits=(4,), abits=(2,), timesteps=(2,)))  # fmt: skip
+    cnn = _fixed(CNN2DSpace(input_shape=(1, 8, 8), num_classes=10, stages=2, depth=(1,),
+                            width=(8,), kernel=(3,), wbits=(4,), abits=(1,), timesteps=(4,)))  # fmt: skip
+    for arch in (res, cnn):
+        r = ev.evaluate(arch, seed=0)
+        assert r.metrics["test_accuracy"] > 0.8, (arch.summary(), r.metrics)
+        assert r.densities is not None and len(r.densities) == len(arch.layers)
