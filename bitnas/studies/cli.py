@@ -176,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BitnasError as e:
         print(f"bitnas: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(
             "\nbitnas: interrupted; finished trials are stored, the running one was closed. "

@@ -100,7 +100,7 @@ def test_image_folder(tmp_path):
 def test_missing_local_data_is_a_clear_error(tmp_path):
     with pytest.raises(SpecError, match="set `root` in \\[data\\]"):
         load_splits(DataSpec(name="cifar10"))
-    with pytest.raises(SpecError, match="missing .*data_batch_1"):
+    with pytest.raises(SpecError, match=r"missing .*data_batch_1"):
         (tmp_path / "cifar-10-batches-py").mkdir()
         load_splits(DataSpec(name="cifar10", root=str(tmp_path)))
     with pytest.raises(SpecError, match="is not a folder"):
