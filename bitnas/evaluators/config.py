@@ -9,6 +9,8 @@ from bitnas.errors import SpecError
 __all__ = ["DataSpec", "TrainSpec"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+#: Weight step-size rules (see ``bitnas.evaluators.quant``); kept here so specs load without torch.
+WEIGHT_QUANT = ("absmax", "lsq")
 
 
 def _number(
@@ -60,6 +62,7 @@ class TrainSpec:
     optimizer: str = "adam"
     threads: int = 1
     device: str = "cpu"
+    weight_quant: str = "absmax"
 
     def __post_init__(self) -> None:
         _number("epochs", self.epochs, low=1, integer=True)
@@ -67,6 +70,11 @@ class TrainSpec:
         _number("lr", self.lr, low=0.0, open_low=True)
         _number("weight_decay", self.weight_decay, low=0.0)
         _number("threads", self.threads, low=1, integer=True)
+        if self.weight_quant not in WEIGHT_QUANT:
+            raise SpecError(
+                f"`weight_quant` must be one of {list(WEIGHT_QUANT)}, got {self.weight_quant!r}",
+                field="weight_quant",
+            )
         if self.optimizer not in OPTIMIZERS:
             raise SpecError(
                 f"`optimizer` must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}",

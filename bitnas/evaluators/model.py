@@ -20,9 +20,11 @@ from bitnas.spaces.architecture import FULL_PRECISION, Architecture, LayerSpec
 __all__ = ["BitNet", "build_model"]
 
 
-def _weighted(lay: LayerSpec) -> nn.Module:
+def _weighted(lay: LayerSpec, method: str) -> nn.Module:
     if lay.kind == "linear":
-        return QuantLinear(lay.in_ch, lay.out_ch, lay.wbits, bias=lay.bias and not lay.norm)
+        return QuantLinear(
+            lay.in_ch, lay.out_ch, lay.wbits, bias=lay.bias and not lay.norm, method=method
+        )
     cls = QuantConv1d if lay.kind == "conv1d" else QuantConv2d
     return cls(
         lay.in_ch,
@@ -33,6 +35,7 @@ def _weighted(lay: LayerSpec) -> nn.Module:
         groups=lay.groups,
         bias=lay.bias and not lay.norm,
         wbits=lay.wbits,
+        method=method,
     )
 
 
@@ -58,10 +61,10 @@ class BitNet(nn.Module):
     input first (and global-average-pools it where ``gap`` is set).
     """
 
-    def __init__(self, arch: Architecture) -> None:
+    def __init__(self, arch: Architecture, weight_quant: str = "absmax") -> None:
         super().__init__()
         self.arch = arch
-        self.layers = nn.ModuleList(_weighted(lay) for lay in arch.layers)
+        self.layers = nn.ModuleList(_weighted(lay, weight_quant) for lay in arch.layers)
         self.norms = nn.ModuleList(_norm(lay) for lay in arch.layers)
         self.neurons = nn.ModuleDict(
             {
@@ -170,5 +173,6 @@ def _pool(x: torch.Tensor, k: int) -> torch.Tensor:
     return pooled.reshape(*x.shape[:2], *pooled.shape[1:])
 
 
-def build_model(arch: Architecture) -> BitNet:
-    return BitNet(arch)
+def build_model(arch: Architecture, weight_quant: str = "absmax") -> BitNet:
+    """The network of ``arch``; ``weight_quant`` is the weight step-size rule (absmax, lsq)."""
+    return BitNet(arch, weight_quant)

@@ -1,83 +1,122 @@
-"""Weight quantization: symmetric, per output channel, absmax scale, straight-through.
+"""Weight quantization: symmetric, per output channel, straight-through, two step-size rules.
 
-Built on torch's own ``fake_quantize_per_channel_affine`` (its backward is the STE masked to the
-quantization range). 1-bit weights are sign(w) * mean|w| per channel (XNOR-Net), which the
-affine op cannot express. 32 bits leaves the weights in full precision.
+``absmax``: the step is max|w| / (2^(b-1) - 1) per channel, recomputed every forward pass, via
+torch's ``fake_quantize_per_channel_affine`` (its backward is the STE masked to the range).
+``lsq``: a learned step per channel (Esser et al., "Learned Step Size Quantization", ICLR 2020),
+via torch's ``_fake_quantize_learnable_per_channel_affine`` with LSQ's gradient scale
+1 / sqrt(weights per channel * Qp), initialised at 2 * mean|w| / sqrt(Qp).
+Grids are restricted-symmetric: 2^b - 1 levels. 1-bit weights are sign(w) * mean|w| per
+channel (XNOR-Net) under either rule, which the affine ops cannot express; 32 bits leaves the
+weights in full precision.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bitnas.errors import SpecError
 from bitnas.spaces.architecture import FULL_PRECISION
 
-__all__ = ["QuantConv1d", "QuantConv2d", "QuantLinear", "fake_quant_weight"]
+__all__ = ["METHODS", "QuantConv1d", "QuantConv2d", "QuantLinear", "fake_quant_weight"]
+
+METHODS = ("absmax", "lsq")
+
+
+def _binary(w: torch.Tensor) -> torch.Tensor:
+    scale = w.reshape(w.shape[0], -1).abs().mean(dim=1).detach().clamp_min(1e-8)
+    wq = torch.where(w >= 0, 1.0, -1.0) * scale.reshape((-1,) + (1,) * (w.dim() - 1))
+    # wq + (w - w) is exactly wq forward (w + (wq - w) need not be), with w's gradient
+    return wq.detach() + (w - w.detach())
 
 
 def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Quantize-dequantize ``w`` ([out, ...]) to ``bits`` per output channel, STE gradient."""
+    """Quantize-dequantize ``w`` ([out, ...]) to ``bits`` per output channel (absmax)."""
     if bits == FULL_PRECISION:
         return w
-    flat = w.reshape(w.shape[0], -1)
     if bits == 1:
-        scale = flat.abs().mean(dim=1).detach().clamp_min(1e-8)
-        shape = (-1,) + (1,) * (w.dim() - 1)
-        wq = torch.where(w >= 0, 1.0, -1.0) * scale.reshape(shape)
-        # wq + (w - w) is exactly wq forward (w + (wq - w) need not be), with w's gradient
-        return wq.detach() + (w - w.detach())
+        return _binary(w)
     qmax = (1 << (bits - 1)) - 1
-    scale = (flat.abs().amax(dim=1).detach() / qmax).clamp_min(1e-8).float()
+    scale = (w.reshape(w.shape[0], -1).abs().amax(dim=1).detach() / qmax).clamp_min(1e-8).float()
     zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
     return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -qmax, qmax)
 
 
-class QuantLinear(nn.Linear):
+class _QuantWeight:
+    """Mixed into torch's layers: holds ``wbits``, the rule, and the LSQ step if learned."""
+
+    weight: torch.Tensor
+
+    def _init_quant(self, wbits: int, method: str) -> None:
+        if method not in METHODS:
+            raise SpecError(f"`weight_quant` must be one of {list(METHODS)}, got {method!r}")
+        self.wbits = wbits
+        self.method = method
+        self.step: nn.Parameter | None = None
+        if method == "lsq" and wbits not in (1, FULL_PRECISION):
+            qmax = (1 << (wbits - 1)) - 1
+            flat = self.weight.detach().reshape(self.weight.shape[0], -1)
+            init = (2 * flat.abs().mean(dim=1) / math.sqrt(qmax)).clamp_min(1e-6)
+            self.step = nn.Parameter(init)
+            self._grad_factor = 1.0 / math.sqrt(flat.shape[1] * qmax)
+
+    def quantized_weight(self) -> torch.Tensor:
+        if self.step is None:
+            return fake_quant_weight(self.weight, self.wbits)
+        qmax = (1 << (self.wbits - 1)) - 1
+        zero = torch.zeros_like(self.step)
+        step = self.step.abs().clamp_min(1e-8)
+        return torch._fake_quantize_learnable_per_channel_affine(
+            self.weight, step, zero, 0, -qmax, qmax, self._grad_factor
+        )
+
+
+class QuantLinear(nn.Linear, _QuantWeight):
     """``nn.Linear`` whose weight is fake-quantized to ``wbits`` in every forward pass.
 
     The bias stays in full precision: it is added once per output, not multiplied, and is
     not part of the BitOps (see ``bitnas.spaces.cost``).
     """
 
-    def __init__(self, in_features: int, out_features: int, wbits: int, bias: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        wbits: int,
+        bias: bool = True,
+        method: str = "absmax",
+    ) -> None:
         super().__init__(in_features, out_features, bias=bias)
-        self.wbits = wbits
-
-    def quantized_weight(self) -> torch.Tensor:
-        return fake_quant_weight(self.weight, self.wbits)
+        self._init_quant(wbits, method)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.quantized_weight(), self.bias)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, wbits={self.wbits}"
+        return f"{super().extra_repr()}, wbits={self.wbits}, {self.method}"
 
 
-class QuantConv1d(nn.Conv1d):
+class QuantConv1d(nn.Conv1d, _QuantWeight):
     """``nn.Conv1d`` with its weight fake-quantized to ``wbits`` per output channel."""
 
-    def __init__(self, *args: object, wbits: int, **kwargs: object) -> None:
+    def __init__(self, *args: object, wbits: int, method: str = "absmax", **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.wbits = wbits
-
-    def quantized_weight(self) -> torch.Tensor:
-        return fake_quant_weight(self.weight, self.wbits)
+        self._init_quant(wbits, method)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self._conv_forward(x, self.quantized_weight(), self.bias)
         return out
 
 
-class QuantConv2d(nn.Conv2d):
+class QuantConv2d(nn.Conv2d, _QuantWeight):
     """``nn.Conv2d`` with its weight fake-quantized to ``wbits`` per output channel."""
 
-    def __init__(self, *args: object, wbits: int, **kwargs: object) -> None:
+    def __init__(self, *args: object, wbits: int, method: str = "absmax", **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.wbits = wbits
-
-    def quantized_weight(self) -> torch.Tensor:
-        return fake_quant_weight(self.weight, self.wbits)
+        self._init_quant(wbits, method)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self._conv_forward(x, self.quantized_weight(), self.bias)

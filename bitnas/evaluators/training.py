@@ -89,7 +89,7 @@ def train_and_evaluate(
         x_tr, y_tr = tensor(splits.x_train), tensor(splits.y_train)
         x_val, y_val = tensor(splits.x_val), tensor(splits.y_val)
         x_te, y_te = tensor(splits.x_test), tensor(splits.y_test)
-        model = build_model(arch).to(device)
+        model = build_model(arch, spec.weight_quant).to(device)
         opt = _make_optimizer(model, spec)
         n = len(x_tr)
         steps_per_epoch = math.ceil(n / spec.batch_size)

@@ -39,3 +39,33 @@ def test_quant_linear_uses_quantized_weight():
     x = torch.randn(2, 5)
     expected = x @ fake_quant_weight(layer.weight, 2).T + layer.bias
     assert torch.allclose(layer(x), expected)
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_lsq_learns_its_step_and_stays_on_grid(bits):
+    from bitnas.evaluators.quant import QuantConv1d
+
+    torch.manual_seed(0)
+    conv = QuantConv1d(3, 5, 3, wbits=bits, method="lsq")
+    assert conv.step is not None and conv.step.shape == (5,)
+    q = conv.quantized_weight()
+    codes = q / conv.step.detach()[:, None, None]
+    qmax = 2 ** (bits - 1) - 1
+    assert torch.allclose(codes, codes.round(), atol=1e-5) and codes.abs().max() <= qmax
+    conv(torch.randn(2, 3, 8)).pow(2).sum().backward()
+    assert conv.step.grad is not None and conv.step.grad.abs().sum() > 0
+    assert conv.weight.grad is not None
+
+
+def test_lsq_falls_back_for_binary_and_full_precision():
+    for bits in (1, 32):
+        layer = QuantLinear(4, 3, wbits=bits, method="lsq")
+        assert layer.step is None
+        assert torch.equal(layer.quantized_weight(), fake_quant_weight(layer.weight, bits))
+
+
+def test_unknown_rule_is_refused():
+    from bitnas.errors import SpecError
+
+    with pytest.raises(SpecError, match="`weight_quant` must be one of"):
+        QuantLinear(4, 3, wbits=4, method="minmax")

@@ -123,3 +123,9 @@ def test_resnet_and_cnn2d_train_on_digits():
         r = ev.evaluate(arch, seed=0)
         assert r.metrics["test_accuracy"] > 0.8, (arch.summary(), r.metrics)
         assert r.densities is not None and len(r.densities) == len(arch.layers)
+
+
+def test_lsq_weights_train():
+    ev = TrainedEvaluator(train=TrainSpec(epochs=15, weight_quant="lsq"))
+    r = ev.evaluate(mlp(1, 2, wbits=2), seed=0)
+    assert r.metrics["test_accuracy"] > 0.88, r.metrics
