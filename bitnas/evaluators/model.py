@@ -105,8 +105,8 @@ class BitNet(nn.Module):
         if a.input_bits == FULL_PRECISION:
             return x.unsqueeze(0), x.unsqueeze(0)
         top = (1 << a.input_bits) - 1
-        codes = torch.round(x * top)
-        return (codes / top).unsqueeze(0), codes.unsqueeze(0)
+        codes = (x * top).round_()
+        return (codes * (1.0 / top)).unsqueeze(0), codes.unsqueeze(0)
 
     def _input_bits(self) -> int:
         a = self.arch

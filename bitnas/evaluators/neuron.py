@@ -20,12 +20,82 @@ hence written here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from bitnas.spaces.architecture import FULL_PRECISION
 
 __all__ = ["MultiLevelIF"]
+
+
+class _MultiStepIF(torch.autograd.Function):
+    """The T-step neuron as one autograd node: the forward loop runs without building a graph
+    and saves only u_t = v_t / theta; the backward runs the loop in reverse (BPTT through the
+    membrane and the soft reset). Twelve autograd nodes per step would otherwise dominate the
+    cost of small layers (measured: 2.2x full-precision step time at T=1 before, see
+    docs/BENCHMARKS.md)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        current: torch.Tensor,
+        theta: torch.Tensor,
+        levels: float,
+        leak: float,
+        v_init: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = current.shape[0]
+        us = torch.empty_like(current)
+        codes = torch.empty_like(current)
+        v = current[0] + v_init * theta
+        inv = 1.0 / theta
+        for t in range(steps):
+            if t:
+                v = v.mul_(leak).add_(current[t])
+            u = torch.mul(v, inv, out=us[t])
+            q = torch.clamp(u, 0.0, levels, out=codes[t]).floor_()
+            if t + 1 < steps:  # the last step's reset is never read
+                v = v.sub_(q * theta)
+        ctx.save_for_backward(us, theta)
+        ctx.levels, ctx.leak, ctx.v_init = levels, leak, v_init
+        ctx.mark_non_differentiable(codes)
+        return codes * theta, codes
+
+    @staticmethod
+    def backward(
+        ctx: Any, grad_out: torch.Tensor, _grad_codes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, None, None, None]:
+        us, theta = ctx.saved_tensors
+        levels, leak = ctx.levels, ctx.leak
+        grad_in = torch.empty_like(grad_out)
+        g_theta = torch.zeros((), dtype=grad_out.dtype, device=grad_out.device)
+        g_next: torch.Tensor | None = None
+        # ``hardtanh_backward(g, u, 0, L + 1)`` is g inside the straight-through window and 0
+        # outside, in one float kernel: boolean masks and torch.where run 5-20x slower on CPU.
+        window = torch.ops.aten.hardtanh_backward
+        top = levels + 1.0
+        for t in range(us.shape[0] - 1, -1, -1):
+            u = us[t]
+            ga = grad_out[t]
+            # v_t feeds a_t (slope 1 inside the window) and the carried potential v_t - a_t
+            # (slope 1 - 1 inside): g_v = ga inside, the carry's gradient outside.
+            if g_next is None:  # the last step: nothing is carried further
+                diff = ga
+                g_v = window(ga, u, 0.0, top)
+            else:
+                g_reset = g_next * leak
+                diff = ga - g_reset
+                g_v = window(diff, u, 0.0, top).add_(g_reset)
+            grad_in[t] = g_v
+            # d a_t / d theta = q - u inside (LSQ), q outside; the carry sees the opposite sign
+            d_theta = u.clamp(0.0, levels).floor_().sub_(window(u, u, 0.0, top))
+            g_theta += torch.vdot(diff.reshape(-1), d_theta.reshape(-1))
+            g_next = g_v
+        assert g_next is not None
+        g_theta = g_theta + ctx.v_init * g_next.sum()  # v starts at v_init * theta
+        return grad_in, g_theta.reshape(theta.shape), None, None, None
 
 
 class MultiLevelIF(nn.Module):
@@ -65,26 +135,16 @@ class MultiLevelIF(nn.Module):
         if self.training and not bool(self.initialized):
             self._init_theta(current)
         theta = self.theta.abs().clamp_min(1e-6)
-        levels = float(self.levels)
-        steps = current.shape[0]
-        outs = []
-        codes = []
-        v = torch.full_like(current[0], self.v_init) * theta
-        for t in range(steps):
-            # v_init is the potential at the start of step 1, so the leak applies from step 2.
-            v = (self.leak * v if t else v) + current[t]
-            u = v / theta
-            q = u.clamp(0.0, levels).floor()
-            ug = u.clamp(0.0, levels + 1.0)  # the straight-through window
-            s = q.detach() + (ug - ug.detach())  # exactly q forward, ug's gradient backward
-            a = s * theta
-            v = v - a
-            outs.append(a)
-            if self.record:
-                codes.append(q.detach())
+        out, codes = _MultiStepIF.apply(  # type: ignore[no-untyped-call]
+            current,
+            theta.to(current.dtype),
+            float(self.levels),
+            float(self.leak),
+            float(self.v_init),
+        )
         if self.record:
-            self.last_codes = torch.stack(codes)
-        return torch.stack(outs)
+            self.last_codes = codes
+        return out  # type: ignore[no-any-return]
 
     def extra_repr(self) -> str:
         return f"abits={self.abits}, leak={self.leak}, v_init={self.v_init}"

@@ -1,7 +1,10 @@
 """Weight quantization: symmetric, per output channel, straight-through, two step-size rules.
 
-``absmax``: the step is max|w| / (2^(b-1) - 1) per channel, recomputed every forward pass, via
-torch's ``fake_quantize_per_channel_affine`` (its backward is the STE masked to the range).
+``absmax``: the step is max|w| / (2^(b-1) - 1) per channel, recomputed every forward pass. No
+weight is ever clipped under that step, so the straight-through backward is the identity; a
+small autograd function does it because torch's ``fake_quantize_per_channel_affine`` (same
+result) measured 4x slower than the matmul it feeds on CPU (400 us vs 95 us for a 784x256
+weight), and made fake-quantized training 2.2x slower than full precision.
 ``lsq``: a learned step per channel (Esser et al., "Learned Step Size Quantization", ICLR 2020),
 via torch's ``_fake_quantize_learnable_per_channel_affine`` with LSQ's gradient scale
 1 / sqrt(weights per channel * Qp), initialised at 2 * mean|w| / sqrt(Qp).
@@ -33,16 +36,28 @@ def _binary(w: torch.Tensor) -> torch.Tensor:
     return wq.detach() + (w - w.detach())
 
 
+class _AbsmaxSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: object, w: torch.Tensor, qmax: int) -> torch.Tensor:
+        shape = (-1,) + (1,) * (w.dim() - 1)
+        flat = w.reshape(w.shape[0], -1)
+        absmax = flat.abs().amax(dim=1).clamp_min(1e-8).reshape(shape)
+        # one new buffer, then in place: fresh large buffers cost page faults on CPU
+        return (w * (qmax / absmax)).round_().mul_(absmax / qmax)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
 def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
     """Quantize-dequantize ``w`` ([out, ...]) to ``bits`` per output channel (absmax)."""
     if bits == FULL_PRECISION:
         return w
     if bits == 1:
         return _binary(w)
-    qmax = (1 << (bits - 1)) - 1
-    scale = (w.reshape(w.shape[0], -1).abs().amax(dim=1).detach() / qmax).clamp_min(1e-8).float()
-    zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
-    return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -qmax, qmax)
+    out: torch.Tensor = _AbsmaxSTE.apply(w, (1 << (bits - 1)) - 1)  # type: ignore[no-untyped-call]
+    return out
 
 
 class _QuantWeight:

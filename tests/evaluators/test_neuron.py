@@ -75,3 +75,41 @@ def test_gradients_reach_input_and_threshold():
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert n.theta.grad is not None and n.theta.grad.abs() > 0
     assert bool(n.initialized)  # LSQ init happened on the first training batch
+
+
+def autograd_reference(current, theta, levels, leak, v_init):
+    """The neuron written with plain autograd ops: what the fused function must reproduce."""
+    v = torch.full_like(current[0], v_init) * theta
+    outs = []
+    for t in range(current.shape[0]):
+        v = (leak * v if t else v) + current[t]
+        u = v / theta
+        q = u.clamp(0.0, levels).floor()
+        ug = u.clamp(0.0, levels + 1.0)
+        a = (q.detach() + (ug - ug.detach())) * theta
+        v = v - a
+        outs.append(a)
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize(
+    ("abits", "steps", "leak"), [(1, 1, 1.0), (1, 6, 0.9), (3, 4, 1.0), (2, 8, 0.7)]
+)
+def test_fused_backward_equals_autograd_reference(abits, steps, leak):
+    torch.manual_seed(1)
+    cur = (torch.randn(steps, 5, 7, dtype=torch.float64) * 1.5).requires_grad_()
+    theta = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(steps, 5, 7, dtype=torch.float64)
+    n = MultiLevelIF(abits, leak=leak, v_init=0.5).double()
+    n.initialized.fill_(True)
+    with torch.no_grad():
+        n.theta.copy_(theta)
+    out = n(cur)
+    (out * upstream).sum().backward()
+    cur2 = cur.detach().clone().requires_grad_()
+    theta2 = theta.detach().clone().requires_grad_()
+    ref = autograd_reference(cur2, theta2, 2**abits - 1, leak, 0.5)
+    (ref * upstream).sum().backward()
+    assert torch.allclose(out, ref)
+    assert torch.allclose(cur.grad, cur2.grad)
+    assert torch.allclose(n.theta.grad, theta2.grad)
