@@ -29,8 +29,10 @@ BATCH, IN, HIDDEN, OUT = 128, 784, 256, 10
 
 
 def bitnas_model(wbits: int, abits: int, t: int, input_bits: int) -> nn.Module:
-    space = MLPSpace(input_shape=(IN,), num_classes=OUT, depth=2, width=(HIDDEN,),
-                     wbits=(wbits,), abits=(abits,), timesteps=(t,), input_bits=input_bits)  # fmt: skip
+    space = MLPSpace(
+        input_shape=(IN,), num_classes=OUT, depth=2, width=(HIDDEN,),
+        wbits=(wbits,), abits=(abits,), timesteps=(t,), input_bits=input_bits,
+    )  # fmt: skip
     (arch,) = list(space.grid())
     return build_model(arch)
 
@@ -118,9 +120,8 @@ def main() -> None:
                      "step_ms": 1000 * med, "spread_ms": 1000 * (max(ts) - min(ts))})  # fmt: skip
     print(f"{'variant':34s} {'samples/s':>10s} {'step ms':>8s} {'x FP':>6s}")
     for r in rows:
-        print(
-            f"{r['variant']:34s} {r['samples_per_s']:10.0f} {r['step_ms']:8.2f} {r['ratio_to_fp']:6.2f}"
-        )
+        v, sps, ms, x = r["variant"], r["samples_per_s"], r["step_ms"], r["ratio_to_fp"]
+        print(f"{v:34s} {sps:10.0f} {ms:8.2f} {x:6.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
