@@ -28,10 +28,11 @@ from bitnas.spaces import MLPSpace
 BATCH, IN, HIDDEN, OUT = 128, 784, 256, 10
 
 
-def bitnas_model(wbits: int, abits: int, t: int, input_bits: int) -> nn.Module:
+def bitnas_model(wbits: int, abits: int, t: int, input_bits: int, enc: str = "direct") -> nn.Module:
     space = MLPSpace(
         input_shape=(IN,), num_classes=OUT, depth=2, width=(HIDDEN,),
         wbits=(wbits,), abits=(abits,), timesteps=(t,), input_bits=input_bits,
+        input_encoding=enc,
     )  # fmt: skip
     (arch,) = list(space.grid())
     return build_model(arch)
@@ -68,6 +69,8 @@ def variants() -> dict[str, Callable[[], nn.Module]]:
     }
     for t in (1, 2, 4, 8):
         v[f"bitnas spiking a1 T={t} (w8)"] = lambda t=t: bitnas_model(8, 1, t, 8)
+    for t in (4, 8):  # rate coding: the first layer runs at every step, as in snntorch's loop
+        v[f"bitnas spiking a1 T={t} rate (w8)"] = lambda t=t: bitnas_model(8, 1, t, 8, "rate")
     try:
         import snntorch  # noqa: F401
 
