@@ -33,12 +33,24 @@ class DataSpec:
     test_fraction: float = 0.2
     root: str = ""
     samples: int = 0
+    input_shape: tuple[int, ...] = ()
+    num_classes: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise SpecError(f"`name` must be a dataset name, got {self.name!r}", field="name")
         _number("seed", self.seed, low=0, integer=True)
         _number("samples", self.samples, low=0, integer=True)
+        _number("num_classes", self.num_classes, low=0, integer=True)
+        shape = self.input_shape
+        if not isinstance(shape, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape
+        ):
+            raise SpecError(
+                f"`input_shape` must be a list of positive integers, got {shape!r}",
+                field="input_shape",
+            )
+        object.__setattr__(self, "input_shape", tuple(shape))
         if not isinstance(self.root, str):
             raise SpecError(f"`root` must be a folder path, got {self.root!r}", field="root")
         for f in ("val_fraction", "test_fraction"):

@@ -133,6 +133,26 @@ class Synthetic(Dataset):
         return (_minmax(x, float(x.min()), float(x.max())), y.astype(np.int64)), None
 
 
+@DATASETS.register("shape")
+class ShapeOnly(Dataset):
+    """No samples, only ``input_shape`` and ``num_classes`` from [data]: for costing networks
+    of published sizes (``bitnas cost``) on data that is not on this machine."""
+
+    def info(self) -> DatasetInfo:
+        if not self.spec.input_shape or self.spec.num_classes < 2:
+            raise SpecError(
+                "the shape dataset needs `input_shape` (e.g. [3, 224, 224]) and `num_classes` "
+                f"(>= 2) in [data], got {list(self.spec.input_shape)} and {self.spec.num_classes}"
+            )
+        return DatasetInfo(self.spec.input_shape, self.spec.num_classes)
+
+    def arrays(self) -> tuple[Arrays, Arrays | None]:
+        raise SpecError(
+            "the shape dataset has no samples: it sizes and costs a space (`bitnas cost`); to "
+            "train, name a dataset in [data]"
+        )
+
+
 def _root(spec: DataSpec, name: str) -> Path:
     if not spec.root:
         raise SpecError(f"the {name} dataset is read from a local folder: set `root` in [data]")

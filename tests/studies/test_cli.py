@@ -161,3 +161,18 @@ def test_default_digits_study_end_to_end(tmp_path):
     assert pareto_mask(points, ["maximize", "minimize"]).all()
     assert max(a for a, _ in points) > 0.9  # digits is learnable far above chance (0.1)
     assert front_rows(bitnas("pareto", "digits", "--storage", db).stdout) == rows
+
+
+def test_shipped_study_files_all_load_and_cost():
+    for f in sorted((ROOT / "studies").glob("*.toml")):
+        p = bitnas("cost", f)
+        assert "architectures" in p.stdout and "cheapest:" in p.stdout, f
+
+
+def test_resnet18_costing_study_and_refusal_to_train(tmp_path):
+    f = ROOT / "studies" / "resnet18_imagenet.toml"
+    p = bitnas("cost", f)
+    # W2/A1 ResNet-18 with 8-bit first (8-bit input) and last layers (1-bit activations in)
+    assert re.search(r"cheapest:\s+10,948,083,712 BitOps\s+resnet 3x224x224-64k7\(w8a1\)", p.stdout)
+    p = bitnas("run", f, "--storage", f"sqlite:///{tmp_path}/r.db", check=False)
+    assert p.returncode == 2 and "the shape dataset has no samples" in p.stderr
