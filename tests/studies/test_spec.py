@@ -75,7 +75,7 @@ def test_in_code_spec_equals_file_spec(tmp_path):
         (
             'name = "digits"',
             'name = "digts"',
-            "unknown dataset 'digts': valid names are ['cifar10', 'digits', 'fashion_mnist', 'image_folder', 'mnist', 'mnist1d', 'synthetic']; did you mean 'digits'? (in [data] of {f})",
+            "unknown dataset 'digts': valid names are ['cifar10', 'digits', 'fashion_mnist', 'image_folder', 'mnist', 'mnist1d', 'shape', 'synthetic']; did you mean 'digits'? (in [data] of {f})",
         ),
         (
             "trials = 5",
