@@ -130,6 +130,8 @@ def train_and_evaluate(
         epochs=epochs_run,
         stopped=stopped,
         info={
+            "plane_densities": [list(p) for p in meter.plane_densities()],
+            "step_densities": [list(s) for s in meter.step_densities()],
             "train_seconds": time.perf_counter() - start,
             "device": str(device),
         },

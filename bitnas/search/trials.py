@@ -225,6 +225,8 @@ MEASURED_ATTRS = (
     "event_bitops",
     "spike_rates",
     "event_energy_pj",
+    "plane_densities",
+    "step_densities",
     "curve",
 )
 

@@ -22,3 +22,15 @@ def test_density_meter_accumulates_over_batches():
     m.add(1, torch.tensor([[1.0, 0.0, 0.0, 0.0]]), 1)
     assert m.densities() == (0.5, 0.25)
     assert m.nonzero_rates() == (0.75, 0.25)
+    # plane 0 (LSB) is 1 in 3 of 4 codes, plane 1 in 1 of 4
+    assert m.plane_densities() == ((0.75, 0.25), (0.25,))
+
+
+def test_per_step_and_per_plane_densities():
+    m = BitDensityMeter(1)
+    codes = torch.tensor([[[0.0, 0.0]], [[3.0, 1.0]], [[2.0, 2.0]]])  # 3 steps, batch 1, 2 units
+    m.add(0, codes, 2)
+    assert m.step_densities() == ((0.0, 0.75, 0.5),)
+    assert m.plane_densities() == ((2 / 6, 3 / 6),)
+    assert m.densities() == (5 / 12,)
+    assert m.nonzero_rates() == (4 / 6,)
