@@ -114,25 +114,23 @@ class QuantLinear(nn.Linear, _QuantWeight):
         return f"{super().extra_repr()}, wbits={self.wbits}, {self.method}"
 
 
-class QuantConv1d(nn.Conv1d, _QuantWeight):
+class _QuantConv(_QuantWeight):
+    """The forward pass shared by the quantized convolutions."""
+
+    bias: torch.Tensor | None
+
+    def __init__(self, *args: object, wbits: int, method: str = "absmax", **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_quant(wbits, method)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self._conv_forward(x, self.quantized_weight(), self.bias)  # type: ignore[attr-defined]
+        return out
+
+
+class QuantConv1d(_QuantConv, nn.Conv1d):
     """``nn.Conv1d`` with its weight fake-quantized to ``wbits`` per output channel."""
 
-    def __init__(self, *args: object, wbits: int, method: str = "absmax", **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._init_quant(wbits, method)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self._conv_forward(x, self.quantized_weight(), self.bias)
-        return out
-
-
-class QuantConv2d(nn.Conv2d, _QuantWeight):
+class QuantConv2d(_QuantConv, nn.Conv2d):
     """``nn.Conv2d`` with its weight fake-quantized to ``wbits`` per output channel."""
-
-    def __init__(self, *args: object, wbits: int, method: str = "absmax", **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._init_quant(wbits, method)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self._conv_forward(x, self.quantized_weight(), self.bias)
-        return out

@@ -17,7 +17,7 @@ from typing import ClassVar, TypeVar
 
 from bitnas.errors import SpecError
 from bitnas.spaces.architecture import Architecture, LayerKind, LayerSpec
-from bitnas.spaces.choosers import Chooser, ExtremeChooser, RandomChooser
+from bitnas.spaces.choosers import Chooser, RandomChooser
 from bitnas.spaces.family import BitChoices, FamilySpace, choices, int_range, positive
 
 __all__ = ["CNN1DSpace", "CNN2DSpace"]
@@ -100,16 +100,7 @@ class _CNNSpace(FamilySpace):
         fan_in = ch if gap else ch * math.prod(size)
         wb_out = bits.wbits("wbits_out", last=True)
         layers.append(LayerSpec("linear", fan_in, self.num_classes, wb_out, None, gap=gap))
-        return Architecture(
-            family=self.family,
-            input_shape=self.input_shape,
-            num_classes=self.num_classes,
-            layers=tuple(layers),
-            timesteps=timesteps,
-            input_encoding=encoding,  # type: ignore[arg-type]
-            input_bits=self.input_bits,
-            neuron=self.neuron,
-        )
+        return self._architecture(layers, timesteps, encoding)
 
     def _size_with(self, n_stages: int, depths: tuple[int, ...]) -> int:
         convs = sum(depths)
@@ -149,14 +140,8 @@ class _CNNSpace(FamilySpace):
         """(cheapest, dearest) for costs that grow with widths, depths, kernels, bits and
         timesteps. The stage count is tried one by one: another stage pools the map once more,
         which can shrink a flattened read-out, so cost need not grow with it."""
-        fixed = [
-            {"stages": n, "input_encoding": e}
-            for n in range(self.stages[0], self.stages[1] + 1)
-            for e in self.input_encoding
-        ]
-        cheap = [self.build(ExtremeChooser(min, f)) for f in fixed]
-        dear = [self.build(ExtremeChooser(max, f)) for f in fixed]
-        return min(cheap, key=cost), max(dear, key=cost)
+        stages = [{"stages": n} for n in range(self.stages[0], self.stages[1] + 1)]
+        return self._extremes_over(cost, stages)
 
 
 @dataclass(frozen=True)

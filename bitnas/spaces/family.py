@@ -9,8 +9,8 @@ from typing import Any
 
 from bitnas.errors import SpecError
 from bitnas.spaces._base import SearchSpace
-from bitnas.spaces.architecture import ENCODINGS, NeuronSpec, check_bits
-from bitnas.spaces.choosers import Chooser
+from bitnas.spaces.architecture import ENCODINGS, Architecture, LayerSpec, NeuronSpec, check_bits
+from bitnas.spaces.choosers import Chooser, ExtremeChooser
 
 __all__ = ["BitChoices", "FamilySpace", "choices", "positive"]
 
@@ -150,6 +150,35 @@ class FamilySpace(SearchSpace):
         if not isinstance(n, int) or isinstance(n, bool) or n < 2:
             raise SpecError(f"`num_classes` must be >= 2, got {n!r}")
         object.__setattr__(self, "input_shape", tuple(self.input_shape))
+
+    def _architecture(self, layers: list[LayerSpec], timesteps: int, encoding: str) -> Architecture:
+        return Architecture(
+            family=self.family,
+            input_shape=self.input_shape,
+            num_classes=self.num_classes,
+            layers=tuple(layers),
+            timesteps=timesteps,
+            input_encoding=encoding,  # type: ignore[arg-type]
+            input_bits=self.input_bits,
+            neuron=self.neuron,
+        )
+
+    def _extremes_over(
+        self, cost: Callable[[Architecture], float], structures: list[dict[str, Any]]
+    ) -> tuple[Architecture, Architecture]:
+        """(cheapest, dearest) for a cost that grows with every numeric choice, trying each
+        input encoding and each of ``structures`` (choices fixed by name) one by one."""
+        fixed = [{**s, "input_encoding": e} for s in structures for e in self.input_encoding]
+        cheap = [self.build(ExtremeChooser(min, f)) for f in fixed]
+        dear = [self.build(ExtremeChooser(max, f)) for f in fixed]
+        return min(cheap, key=cost), max(dear, key=cost)
+
+    def extremes(self, cost: Callable[[Architecture], float]) -> tuple[Architecture, Architecture]:
+        """(cheapest, dearest) without enumeration: exact for any cost that does not decrease
+        when a width, a depth, a bit width or the timesteps grow — every cost of
+        ``bitnas.spaces.cost`` on these families (each a sum of products of those factors).
+        Families where a structural choice breaks that (see CNN stages) override this."""
+        return self._extremes_over(cost, [{}])
 
     def layer_policy(self) -> dict[str, Any]:
         """The first/last-layer policy, as recorded on every trial."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from bitnas.errors import SpecError
 from bitnas.spaces.architecture import Architecture, LayerSpec
-from bitnas.spaces.choosers import Chooser, ExtremeChooser, RandomChooser
+from bitnas.spaces.choosers import Chooser, RandomChooser
 from bitnas.spaces.family import BitChoices, FamilySpace, choices, int_range, positive
 
 __all__ = ["MLPSpace"]
@@ -61,16 +60,7 @@ class MLPSpace(FamilySpace):
             fan_in = w
         wb_out = bits.wbits("wbits_out", last=True)
         layers.append(LayerSpec("linear", fan_in, self.num_classes, wb_out, None))
-        return Architecture(
-            family=self.family,
-            input_shape=self.input_shape,
-            num_classes=self.num_classes,
-            layers=tuple(layers),
-            timesteps=timesteps,
-            input_encoding=encoding,  # type: ignore[arg-type]
-            input_bits=self.input_bits,
-            neuron=self.neuron,
-        )
+        return self._architecture(layers, timesteps, encoding)
 
     # -- counting and extremes ------------------------------------------------------------
     def _size_at_depth(self, d: int) -> int:
@@ -91,15 +81,3 @@ class MLPSpace(FamilySpace):
                 return d if name == "depth" else super().integer(name, low, high)
 
         return _DepthFirst(rng)
-
-    def extremes(self, cost: Callable[[Architecture], float]) -> tuple[Architecture, Architecture]:
-        """(cheapest, dearest) without enumeration.
-
-        Exact for any cost that does not decrease when a width, a bit width, the timesteps or
-        the depth grows, which holds for every cost of ``bitnas.spaces.cost`` on an MLP (each is
-        a sum of products of those factors). Only the input encodings are tried one by one.
-        """
-        encs = self.input_encoding
-        cheap = [self.build(ExtremeChooser(min, {"input_encoding": e})) for e in encs]
-        dear = [self.build(ExtremeChooser(max, {"input_encoding": e})) for e in encs]
-        return min(cheap, key=cost), max(dear, key=cost)

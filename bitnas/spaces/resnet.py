@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bitnas.errors import SpecError
 from bitnas.spaces.architecture import Architecture, LayerSpec
-from bitnas.spaces.choosers import Chooser, ExtremeChooser, RandomChooser
+from bitnas.spaces.choosers import Chooser, RandomChooser
 from bitnas.spaces.family import BitChoices, FamilySpace, choices, positive
 
 __all__ = ["STEMS", "ResNetSpace"]
@@ -106,16 +106,7 @@ class ResNetSpace(FamilySpace):
         layers.append(
             LayerSpec("linear", ch, self.num_classes, wb_out, None, source=site, gap=True)
         )
-        return Architecture(
-            family=self.family,
-            input_shape=self.input_shape,
-            num_classes=self.num_classes,
-            layers=tuple(layers),
-            timesteps=timesteps,
-            input_encoding=encoding,  # type: ignore[arg-type]
-            input_bits=self.input_bits,
-            neuron=self.neuron,
-        )
+        return self._architecture(layers, timesteps, encoding)
 
     def _projections(self, depths: tuple[int, ...]) -> int:
         base_min = min(self.width)  # projections exist where shape changes; same for all widths
@@ -148,10 +139,3 @@ class ResNetSpace(FamilySpace):
                 return super().categorical(name, choices)
 
         return _DepthsFirst(rng)
-
-    def extremes(self, cost: Callable[[Architecture], float]) -> tuple[Architecture, Architecture]:
-        """(cheapest, dearest): cost grows with blocks, width, bits and timesteps."""
-        encs = self.input_encoding
-        cheap = [self.build(ExtremeChooser(min, {"input_encoding": e})) for e in encs]
-        dear = [self.build(ExtremeChooser(max, {"input_encoding": e})) for e in encs]
-        return min(cheap, key=cost), max(dear, key=cost)
