@@ -114,7 +114,8 @@ class MNIST1D(Dataset):
 @DATASETS.register("synthetic")
 class Synthetic(Dataset):
     """scikit-learn's ``make_classification``: ``samples`` (default 2000) points with 20
-    features (10 informative) in 4 classes, generator seed 0; min-max scaled."""
+    features (10 informative) in 4 classes, generator seed 0; min-max scaled with the range of
+    all samples (the split comes later; the range carries no label information)."""
 
     def info(self) -> DatasetInfo:
         return DatasetInfo((20,), 4)

@@ -118,6 +118,8 @@ class MultiLevelIF(nn.Module):
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self.record = False
         self.last_codes: torch.Tensor | None = None
+        # mirrors the buffer so a training step need not read it back from a GPU
+        self._initialized = False
 
     @torch.no_grad()
     def _init_theta(self, current: torch.Tensor) -> None:
@@ -125,6 +127,7 @@ class MultiLevelIF(nn.Module):
         scale = 2.0 * current.abs().mean() / (self.levels**0.5)
         self.theta.copy_(scale.clamp_min(1e-3))
         self.initialized.fill_(True)
+        self._initialized = True
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         if self.full_precision:
@@ -132,7 +135,7 @@ class MultiLevelIF(nn.Module):
             if self.record:
                 self.last_codes = out.detach()
             return out
-        if self.training and not bool(self.initialized):
+        if self.training and not self._initialized and not bool(self.initialized):
             self._init_theta(current)
         theta = self.theta.abs().clamp_min(1e-6)
         out, codes = _MultiStepIF.apply(  # type: ignore[no-untyped-call]

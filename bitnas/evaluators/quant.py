@@ -7,7 +7,9 @@ result) measured 4x slower than the matmul it feeds on CPU (400 us vs 95 us for 
 weight), and made fake-quantized training 2.2x slower than full precision.
 ``lsq``: a learned step per channel (Esser et al., "Learned Step Size Quantization", ICLR 2020),
 via torch's ``_fake_quantize_learnable_per_channel_affine`` with LSQ's gradient scale
-1 / sqrt(weights per channel * Qp), initialised at 2 * mean|w| / sqrt(Qp).
+1 / sqrt(weights per channel * Qp), initialised at 2 * mean|w| / sqrt(Qp). (Torch's op decides
+clipping after rounding: for |w/s| in [Qp, Qp + 1/2) it passes dW = g and dS = round - w/s
+where the paper clips; the forward values are identical.)
 Grids are restricted-symmetric: 2^b - 1 levels. 1-bit weights are sign(w) * mean|w| per
 channel (XNOR-Net) under either rule, which the affine ops cannot express; 32 bits leaves the
 weights in full precision.

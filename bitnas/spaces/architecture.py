@@ -206,6 +206,10 @@ class Architecture:
         for i, lay in enumerate(layers):
             if not isinstance(lay, LayerSpec):
                 raise SpecError(f"layer {i} must be a LayerSpec, got {type(lay).__name__}")
+        if layers[-1].kind != "linear":
+            raise SpecError(
+                f"the read-out (last layer) must be linear, got {layers[-1].kind}", field="kind"
+            )
         if layers[-1].abits is not None:
             raise SpecError(
                 "the last layer is the read-out and has no neuron (abits = None), "

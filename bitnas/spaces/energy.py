@@ -10,8 +10,10 @@ Per layer and step, a MAC with a multi-bit input costs a multiply plus an accumu
 1-bit input (binary spike or rate frame) needs no multiply, only a gated add (the SNN "AC"); a
 full-precision operand makes it an fp32 MAC (4.6 pJ). The first layer under direct encoding is
 computed once. Each neuron update per step costs its state add, compare and soft-reset subtract
-(three 16-bit adds) plus a 16-bit multiply when it leaks. Memory traffic is NOT included: these are
-compute-only lower bounds, and data movement usually dominates real chips (Horowitz's own point).
+(three 16-bit adds) plus a 16-bit multiply when it leaks; a residual add costs a 16-bit add per
+output and step, a max pool one compare (an add at the code width) per pooled input and step.
+Memory traffic is NOT included: these are compute-only lower bounds, and data movement usually
+dominates real chips (Horowitz's own point).
 Event-driven energy scales each layer's MAC energy by its measured nonzero-input rate.
 """
 
@@ -27,7 +29,7 @@ from bitnas.spaces.cost import layer_macs
 
 __all__ = ["ENERGY_MODEL", "EnergyBreakdown", "add_pj", "energy", "mul_pj"]
 
-ENERGY_MODEL = "horowitz45nm-compute/1"
+ENERGY_MODEL = "horowitz45nm-compute/2"
 
 INT8_ADD_PJ = 0.03
 INT8_MUL_PJ = 0.2
@@ -56,6 +58,7 @@ class EnergyBreakdown:
     model: str
     mac_pj: tuple[float, ...]
     neuron_pj: tuple[float, ...]
+    other_pj: tuple[float, ...]  # residual adds and max-pool compares
     total_pj: float
 
 
@@ -82,22 +85,32 @@ def energy(arch: Architecture, nonzero_rates: Sequence[float] | None = None) -> 
         raise SpecError(
             f"`nonzero_rates` must have one value per layer ({n}), got {len(nonzero_rates)}"
         )
-    mac, neuron = [], []
+    mac: list[float] = []
+    neuron: list[float] = []
+    other: list[float] = []
     for i, (lay, (bits, steps)) in enumerate(zip(arch.layers, _step_bits(arch), strict=True)):
         fan_in = (lay.in_ch // lay.groups) * math.prod(lay.kernel)
-        if FULL_PRECISION in (bits, lay.wbits):
+        acc = min(MAX_ACC_BITS, lay.wbits + bits + math.ceil(math.log2(max(fan_in, 2))))
+        if bits == 1:  # a binary input gates an accumulate: no multiply, fp32 or integer add
+            per_mac = add_pj(FULL_PRECISION if lay.wbits == FULL_PRECISION else acc)
+        elif FULL_PRECISION in (bits, lay.wbits):
             per_mac = FP32_MUL_PJ + FP32_ADD_PJ
         else:
-            acc = min(MAX_ACC_BITS, lay.wbits + bits + math.ceil(math.log2(max(fan_in, 2))))
-            per_mac = add_pj(acc) + (0.0 if bits == 1 else mul_pj(lay.wbits, bits))
+            per_mac = add_pj(acc) + mul_pj(lay.wbits, bits)
         rate = 1.0 if nonzero_rates is None else float(nonzero_rates[i])
         mac.append(layer_macs(lay) * steps * per_mac * rate)
+        outputs = lay.out_ch * max(1, math.prod(lay.out_size))
+        t = arch.timesteps
+        # residual add into the membrane current, per output and step
+        extra = outputs * t * add_pj(STATE_BITS) if lay.shortcut is not None else 0.0
+        if lay.pool > 1 and lay.abits is not None:  # max pooling: a compare per pooled input
+            extra += outputs * t * add_pj(lay.abits)
+        other.append(extra)
         if lay.abits is None:
             neuron.append(0.0)
             continue
-        outputs = lay.out_ch * max(1, math.prod(lay.out_size))
-        per_update = 3 * add_pj(STATE_BITS) + (
-            mul_pj(STATE_BITS, STATE_BITS) if arch.neuron.leak < 1 else 0.0
-        )
-        neuron.append(outputs * arch.timesteps * per_update if lay.abits != FULL_PRECISION else 0.0)
-    return EnergyBreakdown(ENERGY_MODEL, tuple(mac), tuple(neuron), sum(mac) + sum(neuron))
+        leak_mul = mul_pj(STATE_BITS, STATE_BITS) if arch.neuron.leak < 1 else 0.0
+        per_update = 3 * add_pj(STATE_BITS) + leak_mul
+        neuron.append(outputs * t * per_update if lay.abits != FULL_PRECISION else 0.0)
+    total = sum(mac) + sum(neuron) + sum(other)
+    return EnergyBreakdown(ENERGY_MODEL, tuple(mac), tuple(neuron), tuple(other), total)

@@ -4,8 +4,9 @@
 section 4.2). ``stem = "imagenet"``: a 7x7 convolution with stride 2 and a stride-2 max pool,
 stages of widths w, 2w, 4w, 8w (ResNet-18/34). Every stage after the first starts with stride
 2; a block whose shape changes takes a 1x1 projection shortcut (option B), else the identity.
-Global average pooling feeds the linear read-out. The stem's 3x3/2 max pool is modelled as a
-2x2/2 pool: the output size is the same and pooling is not a BitOp.
+Global average pooling feeds the linear read-out. The stem's 3x3/2 (padding 1) max pool is
+modelled as a 2x2/2 pool: pooling is not a BitOp, and the output size is the same whenever the
+stem's output size is even (112 at 224x224 inputs); for odd sizes it is one smaller.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class ResNetSpace(FamilySpace):
         def conv(ch: int, width: int, k: int, stride: int, size: tuple[int, ...], **kw: Any) -> int:
             """Append a k x k convolution (with a neuron unless ``abits`` is given) -> index."""
             i = len(layers)
-            kw.setdefault("abits", bits.abits(f"abits_{i}"))
+            if "abits" not in kw:  # a projection passes abits=None: it has no neuron to choose for
+                kw["abits"] = bits.abits(f"abits_{i}")
             layers.append(
                 LayerSpec(
                     "conv2d",

@@ -36,3 +36,25 @@ def test_leak_costs_a_multiply_and_events_scale_mac_energy():
     dense = energy(arch())
     sparse = energy(arch(), nonzero_rates=[0.5, 0.25])
     assert sparse.mac_pj == pytest.approx((dense.mac_pj[0] * 0.5, dense.mac_pj[1] * 0.25))
+
+
+def test_binary_input_to_full_precision_weights_is_an_fp32_accumulate():
+    layers = (LayerSpec("linear", 16, 8, 32, 1), LayerSpec("linear", 8, 3, 32, None))
+    a = Architecture("mlp", (16,), 3, layers, 4, "rate", 8)
+    e = energy(a)
+    assert e.mac_pj == pytest.approx((128 * 4 * add_pj(32), 24 * 4 * add_pj(32)))
+
+
+def test_residual_adds_and_pooling_cost_energy():
+    from bitnas.spaces import CNN1DSpace, ResNetSpace
+
+    kw = dict(num_classes=4, wbits=(4,), abits=(2,), timesteps=(2,))
+    res = next(ResNetSpace(input_shape=(3, 8, 8), depth=(1,), width=(4,), **kw).grid())
+    e = energy(res)
+    adds = [i for i, lay in enumerate(res.layers) if lay.shortcut is not None]
+    assert adds and all(e.other_pj[i] > 0 for i in adds)
+    cnn = next(
+        CNN1DSpace(input_shape=(1, 8), stages=1, depth=(1,), width=(2,), kernel=(3,), **kw).grid()
+    )
+    assert cnn.layers[0].pool == 2
+    assert energy(cnn).other_pj[0] == pytest.approx(2 * 8 * 2 * add_pj(2))

@@ -64,3 +64,13 @@ def test_bad_resnet_values():
         ResNetSpace(input_shape=(3, 32, 32), num_classes=10, stem="tiny")
     with pytest.raises(SpecError, match="needs image inputs shaped"):
         ResNetSpace(input_shape=(40,), num_classes=10)
+
+
+def test_projection_shortcuts_create_no_activation_parameter():
+    s = ResNetSpace(input_shape=(3, 8, 8), num_classes=4, depth=(1,), width=(4,), wbits=(4,),
+                    abits=(1, 2), timesteps=(1,))  # fmt: skip
+    pairs = list(s.grid_with_params())
+    assert len(pairs) == s.size() == len({a.key() for _, a in pairs})
+    for chosen, a in pairs:
+        for i, lay in enumerate(a.layers[:-1]):
+            assert (f"abits_{i}" in chosen) == (lay.abits is not None)
