@@ -4,13 +4,16 @@ counts, with forward hooks, what each weighted layer actually computes and is fe
 For every call of a weighted layer it reads the real input tensor: rows per sample (how many
 times per forward pass the layer runs — once under direct encoding, T times for spikes) and
 MACs per row (from the layer's real output shape and weight). The bits per row come from the
-quantizer that produced the input, and are checked against the values seen: a neuron's integer
-codes must fit its ``abits``, the encoded input must fit ``input_bits``. A read-out fed the
-average of T steps of codes (and of the positions, under global average pooling) is counted as
-the T bit-serial passes that average stands for, and its input is checked to be such an average.
-The weights' integer levels are counted too. If the model computed anything the cost model does
-not describe — a layer run T times instead of once, an input wider than its declared bits — the
-totals disagree with ``bitnas.spaces.cost``.
+*values* the layer receives: they must lie on the grid of one quantizer of the network — the
+input encoder's (multiples of 1/(2^b - 1) in [0, 1], or 0/1 rate frames) or a neuron's
+(multiples of its threshold, at most 2^abits - 1 of them) — and that quantizer's bits are
+counted. A read-out fed the average of T steps of codes (and of the positions, under global
+average pooling) is checked to be such an average and counted as the T bit-serial passes it
+stands for. The weights' integer levels are counted too. If the model computed anything the
+cost model does not describe — a layer run T times instead of once, an input that is not
+quantized, codes wider than their declared bits, a layer fed from another site than declared —
+the counter flags it or its totals disagree with ``bitnas.spaces.cost``. (Only the number of
+positions a global average pool averages is read from the architecture.)
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from torch import nn
 
 from bitnas.errors import EvaluationError
 from bitnas.evaluators.model import BitNet, build_model
+from bitnas.evaluators.neuron import MultiLevelIF
 from bitnas.spaces.architecture import FULL_PRECISION, Architecture
 
 __all__ = ["CountedLayer", "count_ops"]
@@ -57,30 +61,63 @@ def _weight_levels(module: nn.Module) -> int:
     return max(int(torch.unique(row).numel()) for row in flat)
 
 
-def _fits(codes: torch.Tensor, bits: int) -> bool:
-    if bits == FULL_PRECISION:
-        return True
-    c = codes.detach()
-    return bool(((c == c.round()) & (c >= 0) & (c <= (1 << bits) - 1)).all())
+@dataclass(frozen=True)
+class _Grid:
+    name: str
+    site: int  # -1: the network input
+    scale: float
+    top: int  # largest code
+    bits: int  # bits per step
+
+
+def _on_grid(x: torch.Tensor, scale: float, top: float) -> bool:
+    c = x.detach().double() / scale
+    tol = 1e-3 + 2e-7 * top  # float32 products of codes and thresholds
+    return bool(((c - c.round()).abs() <= tol).all() and c.min() >= -tol and c.max() <= top + tol)
 
 
 def count_ops(
     arch: Architecture, x: torch.Tensor, model: BitNet | None = None
 ) -> list[CountedLayer]:
     """Run ``arch`` (freshly built unless ``model`` is given) on ``x`` ([B, ...] in [0, 1]) and
-    count per layer; ``sum(c.bitops(B) for c in ...)`` is the counted dense BitOps."""
+    count per layer; ``sum(c.bitops(B) for c in ...)`` is the counted dense BitOps. Problems
+    found are listed in each layer's ``checks``."""
     model = model or build_model(arch)
     model.eval()
     batch = x.shape[0]
     n = len(arch.layers)
     counted = [CountedLayer() for _ in range(n)]
-    codes: dict[int, torch.Tensor] = {}
+    steps_of: dict[int, int] = {}
+
+    grids: list[_Grid] = []
+    if arch.input_encoding == "rate":
+        grids.append(_Grid("the rate-coded input", -1, 1.0, 1, 1))
+    elif arch.input_bits != FULL_PRECISION:
+        top = (1 << arch.input_bits) - 1
+        grids.append(_Grid("the encoded input", -1, 1.0 / top, top, arch.input_bits))
+    for key, neuron in model.neurons.items():
+        assert isinstance(neuron, MultiLevelIF)
+        if neuron.abits != FULL_PRECISION:
+            theta = float(neuron.theta.detach().abs().clamp_min(1e-6))
+            grids.append(
+                # the top code is what its declared bits allow, whatever the module emits
+                _Grid(
+                    f"layer {key}'s neuron", int(key), theta, (1 << neuron.abits) - 1, neuron.abits
+                )
+            )
 
     def neuron_hook(i: int):  # type: ignore[no-untyped-def]
         def hook(mod: nn.Module, inp: object, out: torch.Tensor) -> None:
-            codes[i] = mod.last_codes  # type: ignore[assignment]
+            steps_of[i] = out.shape[0]
 
         return hook
+
+    def declared_bits(src: int) -> int:
+        if src < 0:
+            return 1 if arch.input_encoding == "rate" else arch.input_bits
+        abits = arch.layers[src].abits
+        assert abits is not None
+        return abits
 
     def layer_hook(i: int):  # type: ignore[no-untyped-def]
         def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
@@ -92,30 +129,28 @@ def count_ops(
             c.wbits = int(mod.wbits)  # type: ignore[arg-type]
             c.weight_levels = _weight_levels(mod)
             src = arch.source_of(i)
-            if src < 0:
-                rate = arch.input_encoding == "rate"
-                c.in_bits_per_row = 1 if rate else arch.input_bits
-                enc_codes = model.encode(x)[1]
-                if not _fits(enc_codes, c.in_bits_per_row):
-                    c.checks.append(f"network input wider than {c.in_bits_per_row} bits")
+            readout = i == n - 1
+            # an averaged read-out input is a sum of codes over steps (and positions)
+            positions = 1
+            if readout and arch.layers[i].gap and src >= 0:
+                positions = math.prod(arch.layers[src].site_shape[1:])
+            steps = steps_of.get(src, 1) if readout and src >= 0 else 1
+            if declared_bits(src) == FULL_PRECISION:  # a float input has no grid to check
+                c.in_bits_per_row = FULL_PRECISION * steps
                 return
-            neuron = model.neuron(src)
-            q = codes[src]
-            c.in_bits_per_row = neuron.abits
-            if not _fits(q, neuron.abits):
-                c.checks.append(f"codes of layer {src} wider than {neuron.abits} bits")
-            if i == n - 1:  # read-out on the average of T steps (and positions): T passes
-                steps = q.shape[0]
-                c.in_bits_per_row = neuron.abits * steps
-                theta = (
-                    float(neuron.theta.detach().abs()) if neuron.abits != FULL_PRECISION else 1.0
-                )
-                positions = math.prod(q.shape[3:]) if arch.layers[i].gap else 1
-                summed = x_in.detach() * steps * positions / theta
-                if neuron.abits != FULL_PRECISION and not torch.allclose(
-                    summed, summed.round(), atol=1e-3
-                ):
-                    c.checks.append("read-out input is not an average of neuron codes")
+            matches = []
+            for g in grids:
+                k = steps_of.get(g.site, 1) * positions if readout and g.site >= 0 else 1
+                if _on_grid(x_in * k, g.scale, g.top * k):
+                    matches.append(g)
+            if not matches:
+                c.checks.append(f"the input of layer {i} lies on no quantizer's grid")
+                c.in_bits_per_row = declared_bits(src) * steps
+                return
+            g = next((m for m in matches if m.site == src), matches[0])
+            if g.site != src:
+                c.checks.append(f"layer {i} is fed {g.name}'s codes, not site {src} as declared")
+            c.in_bits_per_row = g.bits * (steps_of.get(g.site, 1) if readout and g.site >= 0 else 1)
 
         return hook
 
@@ -123,7 +158,6 @@ def count_ops(
     for i, layer in enumerate(model.layers):
         handles.append(layer.register_forward_hook(layer_hook(i)))
     for key, neuron in model.neurons.items():
-        neuron.record = True  # type: ignore[assignment]
         handles.append(neuron.register_forward_hook(neuron_hook(int(key))))
     try:
         with torch.no_grad():
@@ -131,8 +165,6 @@ def count_ops(
     finally:
         for h in handles:
             h.remove()
-        for neuron in model.neurons.values():
-            neuron.record = False  # type: ignore[assignment]
     for i, c in enumerate(counted):
         # symmetric restricted grids: 2^b - 1 levels; 1 bit: two (+-scale)
         limit = {1: 2, FULL_PRECISION: None}.get(c.wbits, 2**c.wbits - 1)

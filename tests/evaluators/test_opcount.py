@@ -50,10 +50,11 @@ def test_counted_bitops_equal_the_cost_model(family, seed):
     arch = SPACES[family].sample_uniform(random.Random(seed))
     torch.manual_seed(seed % 1000)
     model = build_model(arch)
-    # give the thresholds trained-like values so codes of every level occur
-    for n in model.neurons.values():
+    # trained-like thresholds, distinct per neuron, so codes of every level occur and each
+    # site's grid is its own
+    for j, n in enumerate(model.neurons.values()):
         with torch.no_grad():
-            n.theta.fill_(0.05 + (seed % 7) / 20)
+            n.theta.fill_(0.05 + (seed % 7) / 20 + 0.0173 * j)
     x = torch.rand(3, *arch.input_shape)
     counted = count_ops(arch, x, model)
     assert [c.checks for c in counted] == [[] for _ in counted]
@@ -84,7 +85,42 @@ def test_counter_flags_codes_wider_than_declared():
     with torch.no_grad():
         model.neuron(0).theta.fill_(0.01)
     counted = count_ops(arch, torch.rand(4, 1, 8, 8), model)
-    assert any("wider than 2 bits" in m for m in counted[1].checks)
+    assert any("no quantizer's grid" in m for m in counted[1].checks)
+
+
+def test_counter_flags_unquantized_inputs():
+    arch = SPACES["mlp"].build(_Fixed({"depth": 2, "abits_0": 2, "abits_1": 2, "timesteps": 2}))
+    model = build_model(arch)
+    x = torch.rand(4, 1, 8, 8)
+    assert all(not c.checks for c in count_ops(arch, x, model))
+    original = model.encode
+    model.encode = lambda x: (x.reshape(1, 4, -1), original(x)[1])  # type: ignore[method-assign]
+    assert any("no quantizer's grid" in m for m in count_ops(arch, x, model)[0].checks)
+    model.encode = original  # type: ignore[method-assign]
+    model.neurons["0"].forward = lambda current: current  # a neuron that passes currents on
+    assert any("no quantizer's grid" in m for m in count_ops(arch, x, model)[1].checks)
+
+
+def test_grouped_strided_convolutions_are_counted_exactly():
+    from bitnas.spaces import Architecture, LayerSpec
+
+    layers = (
+        LayerSpec("conv1d", 4, 8, 4, 2, kernel=(3,), stride=(2,), padding=(1,), in_size=(20,)),
+        LayerSpec("conv1d", 8, 8, 2, 3, kernel=(5,), stride=(1,), padding=(2,), groups=4,
+                  in_size=(10,), pool=2),
+        LayerSpec("conv1d", 8, 4, 8, 1, kernel=(3,), stride=(3,), padding=(0,), groups=2,
+                  in_size=(5,)),
+        LayerSpec("linear", 4, 5, 4, None),
+    )  # fmt: skip
+    arch = Architecture("cnn1d", (4, 20), 5, layers, timesteps=8, input_bits=6)
+    model = build_model(arch)
+    for j, n in enumerate(model.neurons.values()):
+        with torch.no_grad():
+            n.theta.fill_(0.07 + 0.011 * j)
+    counted = count_ops(arch, torch.rand(3, 4, 20), model)
+    assert [c.checks for c in counted] == [[], [], [], []]
+    assert [c.macs_per_row for c in counted] == [10 * 8 * 4 * 3, 10 * 8 * 2 * 5, 1 * 4 * 4 * 3, 20]
+    assert sum(c.bitops(3) for c in counted) == bitops(arch)
 
 
 class _Fixed:
