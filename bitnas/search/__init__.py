@@ -11,14 +11,16 @@ from bitnas.search.export import front_trials, trials_table
 from bitnas.search.local import run_local
 from bitnas.search.pareto import dominates, pareto_mask
 from bitnas.search.problem import OBJECTIVE_COST, Problem
+from bitnas.search.raytune import RaySettings, run_ray
 from bitnas.search.samplers import SAMPLERS, make_sampler
 from bitnas.search.storage import create_or_load_study, load_study, open_storage
-from bitnas.search.trials import counts
+from bitnas.search.trials import close_abandoned, counts
 
 Backend = Callable[..., dict[str, int]]
 #: Backend name -> runner ``f(study, problem, n_trials, *, progress) -> added counts``.
 BACKENDS: Registry[Backend] = Registry("backend")
 BACKENDS.add("local", run_local)
+BACKENDS.add("ray", run_ray)
 
 
 def optimize(
@@ -28,17 +30,21 @@ def optimize(
     *,
     backend: str = "local",
     progress: bool = True,
+    **options: object,
 ) -> dict[str, int]:
-    """Run ``n_trials`` more finished trials of ``problem`` on ``study`` with ``backend``."""
+    """Run ``n_trials`` more finished trials of ``problem`` on ``study`` with ``backend``
+    (``options`` go to the backend, e.g. ``settings=RaySettings(...)`` for "ray")."""
     runner = BACKENDS.get(backend)
     problem.check_feasible()
     problem.evaluator.prepare()
-    return runner(study, problem, n_trials, progress=progress)
+    close_abandoned(study)
+    return runner(study, problem, n_trials, progress=progress, **options)
 
 
 __all__ = [
     "BACKENDS",
     "OBJECTIVE_COST",
+    "RaySettings",
     "SAMPLERS",
     "Problem",
     "counts",
@@ -51,5 +57,6 @@ __all__ = [
     "optimize",
     "pareto_mask",
     "run_local",
+    "run_ray",
     "trials_table",
 ]

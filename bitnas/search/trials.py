@@ -15,7 +15,9 @@ told COMPLETE with that result, as feedback for the sampler, without training ag
 from __future__ import annotations
 
 import json
+import os
 import random
+import socket
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -103,6 +105,41 @@ def evaluated_keys(trials: list[FrozenTrial]) -> dict[str, FrozenTrial]:
     return seen
 
 
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def close_abandoned(study: optuna.Study) -> int:
+    """Close, as FAIL, the RUNNING trials whose run is gone: owned by a process of this host
+    that no longer exists (a ``kill -9``, a crash). Returns how many were closed.
+
+    Trials owned by live processes or other hosts are left alone, so two runs on one study do
+    not close each other's trials.
+    """
+    host = socket.gethostname()
+    closed = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(t.user_attrs.get("owner", ""))
+        name, _, pid = owner.rpartition(":")
+        if name != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        study._storage.set_trial_user_attr(
+            t._trial_id, ATTR_ERROR, f"abandoned: the run that owned it (pid {pid}) is gone"
+        )
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        closed += 1
+    return closed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
 def _record_architecture(
     trial: optuna.trial.Trial,
     arch: Architecture,
@@ -110,6 +147,7 @@ def _record_architecture(
     policy: dict[str, Any] | None = None,
 ) -> None:
     breakdown = cost_breakdown(arch)
+    trial.set_user_attr("owner", OWNER)
     trial.set_user_attr(ATTR_ARCH, arch.to_json())
     trial.set_user_attr(ATTR_KEY, arch.key())
     trial.set_user_attr("summary", arch.summary())

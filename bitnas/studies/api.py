@@ -93,14 +93,19 @@ def run(
     storage: str | None = None,
     seed: int | None = None,
     backend: str = "local",
+    address: str | None = None,
+    max_concurrent: int | None = None,
     progress: bool = True,
 ) -> StudyResult:
     """Run ``spec`` (a StudySpec or a study file path) until its study holds ``trials``
-    finished trials; a study already in the storage is continued, never restarted."""
+    finished trials; a study already in the storage is continued, never restarted.
+    ``backend="ray"`` runs the trials on Ray Tune with the study file's [ray] settings
+    (``address`` and ``max_concurrent`` override them)."""
     _quiet_optuna()
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
     spec = spec.replace(trials=trials, sampler=sampler, storage=storage, seed=seed)
+    spec = spec.with_ray(address=address, max_concurrent=max_concurrent)
     st = spec.study
     problem = spec.problem()
     store = open_storage(st.storage)
@@ -128,7 +133,8 @@ def run(
         study.set_user_attr("source", spec.source or "")
     finished = counts(study.get_trials(deepcopy=False))["finished"]
     missing = max(0, st.trials - finished)
-    added = optimize(study, problem, missing, backend=backend, progress=progress)
+    options = {"settings": spec.ray} if backend == "ray" else {}
+    added = optimize(study, problem, missing, backend=backend, progress=progress, **options)
     return StudyResult(study=study, storage_url=st.storage, spec=spec, added=added)
 
 

@@ -42,7 +42,15 @@ def _parser() -> argparse.ArgumentParser:
         "--sampler", metavar="S", help="sampler name (tpe, nsga2, nsga3, gp, random, qmc)"
     )
     r.add_argument("--seed", type=int, metavar="K", help="study seed")
-    r.add_argument("--backend", default="local", help="where trials run (default: local)")
+    r.add_argument("--backend", default="local", help="where trials run: local (default) or ray")
+    r.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --backend ray: join this cluster (auto or HOST:PORT); default: a local Ray",
+    )
+    r.add_argument(
+        "--max-concurrent", type=int, metavar="N", help="with --backend ray: trials at once"
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_storage(r)
 
@@ -73,6 +81,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         storage=args.storage,
         seed=args.seed,
         backend=args.backend,
+        address=args.address,
+        max_concurrent=args.max_concurrent,
         progress=not args.no_progress,
     )
     spec = result.spec

@@ -18,6 +18,7 @@ from bitnas.errors import RegistryError, SpecError
 from bitnas.evaluators import DataSpec, TrainedEvaluator, TrainSpec, dataset_info
 from bitnas.evaluators._base import Evaluator
 from bitnas.search.problem import Problem
+from bitnas.search.raytune import RaySettings
 from bitnas.search.samplers import SAMPLERS
 from bitnas.spaces import SPACES, Budget, SearchSpace
 from bitnas.spaces.architecture import NeuronSpec
@@ -105,6 +106,7 @@ class StudySpec:
     space: SearchSpace
     budget: Budget = field(default_factory=Budget)
     train: TrainSpec = field(default_factory=TrainSpec)
+    ray: RaySettings = field(default_factory=RaySettings)
     source: str | None = None
 
     @classmethod
@@ -152,7 +154,19 @@ class StudySpec:
         space = section("space", lambda t: _build_space(t, data_spec))
         budget = plain("budget", Budget)
         train = plain("train", TrainSpec)
-        return cls(study, data_spec, space, budget, train, source)
+        ray = plain("ray", RaySettings)
+        return cls(study, data_spec, space, budget, train, ray, source)
+
+    def with_ray(self, **fields: Any) -> StudySpec:
+        """This spec with [ray] fields overridden (None values are ignored)."""
+        changes = {k: v for k, v in fields.items() if v is not None}
+        if not changes:
+            return self
+        try:
+            ray = dataclasses.replace(self.ray, **changes)
+        except SpecError as e:
+            raise e.located("the command line") from None
+        return dataclasses.replace(self, ray=ray)
 
     def replace(self, **study_fields: Any) -> StudySpec:
         """This spec with [study] fields overridden (None values are ignored)."""
@@ -207,4 +221,4 @@ class StudySpec:
         )
 
 
-SECTIONS = ["study", "data", "space", "budget", "train"]
+SECTIONS = ["study", "data", "space", "budget", "train", "ray"]
