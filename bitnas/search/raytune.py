@@ -238,6 +238,8 @@ def _init_ray(address: str) -> None:
     # Tune's per-trial CSV/JSON/TensorBoard loggers cost time per trial and duplicate what the
     # study records.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # the newer console output prints status tables even at verbose=0
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
 
     if ray.is_initialized():
@@ -245,8 +247,10 @@ def _init_ray(address: str) -> None:
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
-        else:  # inside `ray job submit`, RAY_ADDRESS makes this join the job's cluster
-            ray.init(log_to_driver=False, include_dashboard=False)
+        elif os.environ.get("RAY_ADDRESS"):  # inside `ray job submit`: join the job's cluster
+            ray.init(log_to_driver=False)
+        else:  # a private local Ray on this machine's CPUs, reachable on loopback only
+            ray.init(log_to_driver=False, include_dashboard=False, _node_ip_address="127.0.0.1")
     except Exception as e:  # ConnectionError, RuntimeError, ...: all mean "no cluster there"
         where = address or os.environ.get("RAY_ADDRESS", "a new local Ray")
         raise SpecError(f"cannot start or join Ray at {where}: {type(e).__name__}: {e}") from None

@@ -1,0 +1,206 @@
+"""The Ray backend on a real local Ray: same records as the local backend, failures kept,
+dead workers retried, and a whole study submitted as a Ray job."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from bitnas.evaluators import CallableEvaluator, EvalResult
+from bitnas.search import Problem, RaySettings, counts, front_trials, optimize, pareto_mask
+from bitnas.spaces import Architecture, Budget, bitops
+from tests.conftest import small_space, synthetic_accuracy
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    from ray import cloudpickle
+
+    # workers cannot import test modules: ship the evaluators defined here by value
+    for name in (__name__, "tests.conftest"):
+        cloudpickle.register_pickle_by_value(sys.modules[name])
+    yield
+    import ray
+
+    ray.shutdown()  # stops the local Ray this process started, and only that one
+
+
+def table(arch: Architecture, *, seed: int, report) -> EvalResult:
+    """A lookup-like evaluator: a deterministic function of the architecture."""
+    report(1, {"val_accuracy": 0.1})
+    n = len(arch.layers)
+    return EvalResult(
+        metrics={"val_accuracy": synthetic_accuracy(arch), "test_accuracy": 0.5},
+        densities=[0.25] * n, spike_rates=[0.5] * n, epochs=1,
+    )  # fmt: skip
+
+
+def study_for(problem, seed=0):
+    study = optuna.create_study(
+        directions=problem.directions, sampler=optuna.samplers.RandomSampler(seed=seed)
+    )
+    study.set_metric_names(problem.metric_names)
+    return study
+
+
+def summary(study):
+    return sorted((t.state.name, t.user_attrs.get("arch_key")) for t in study.trials)
+
+
+def test_ray_and_local_backends_record_the_same_study():
+    problem = Problem(
+        space=small_space(), evaluator=CallableEvaluator(table), budget=Budget(50_000)
+    )
+    local, remote = study_for(problem), study_for(problem)
+    optimize(local, problem, 10, progress=False)
+    added = optimize(remote, problem, 10, backend="ray", progress=False,
+                     settings=RaySettings(max_concurrent=2))  # fmt: skip
+    assert added["finished"] == 10
+    assert counts(remote.trials)["finished"] == counts(local.trials)["finished"] == 10
+    # the same proposals, trained or rejected alike (order can differ under concurrency)
+    assert summary(remote) == summary(local)
+    front = front_trials(remote)
+    assert front and pareto_mask([t.values for t in front], problem.directions).all()
+    assert all(t.values[1] <= 50_000 for t in front)
+    done = [t for t in remote.trials if t.state == TrialState.COMPLETE]
+    assert all(t.user_attrs.get("backend") == "ray" or "duplicate_of" in t.user_attrs for t in done)
+    assert all(t.user_attrs["curve"] == [0.1] for t in done if "duplicate_of" not in t.user_attrs)
+
+
+def failing(arch: Architecture, *, seed: int, report) -> EvalResult:
+    if arch.timesteps == 4:
+        raise ValueError(f"no luck with T={arch.timesteps}")
+    return table(arch, seed=seed, report=report)
+
+
+def test_a_raising_trial_ends_fail_with_its_error_and_the_study_goes_on():
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(failing))
+    study = study_for(problem, seed=3)
+    added = optimize(study, problem, 6, backend="ray", progress=False,
+                     settings=RaySettings(max_concurrent=2))  # fmt: skip
+    assert added["finished"] == 6
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert failed, "seed 3 proposes T=4 architectures"
+    for t in failed:
+        assert t.user_attrs["error"] == "_RemoteFailure: ValueError: no luck with T=4"
+        assert "no luck" in t.user_attrs["traceback"]
+
+
+def test_a_killed_worker_is_retried_and_the_trial_completes(tmp_path):
+    marker = tmp_path / "killed-once"
+
+    def dies_once(arch: Architecture, *, seed: int, report) -> EvalResult:
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(1)  # the worker process dies mid-trial
+        return table(arch, seed=seed, report=report)
+
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(dies_once))
+    study = study_for(problem)
+    added = optimize(study, problem, 3, backend="ray", progress=False,
+                     settings=RaySettings(max_concurrent=1, max_failures=2))  # fmt: skip
+    assert marker.exists()
+    assert added["finished"] == 3 and added["failed"] == 0
+    assert [t.state for t in study.trials if "rejected" not in t.user_attrs] == [
+        TrialState.COMPLETE
+    ] * 3
+
+
+JOB_CLIENT = """
+import sys, time
+from ray.job_submission import JobSubmissionClient
+address, entrypoint, root = sys.argv[1:]
+deadline = time.time() + 120
+while True:  # the head's dashboard takes a few seconds to come up
+    try:
+        client = JobSubmissionClient(address)
+        break
+    except Exception:
+        if time.time() > deadline:
+            raise
+        time.sleep(0.5)
+job = client.submit_job(entrypoint=entrypoint, runtime_env={
+    "working_dir": root, "excludes": [".venv", ".git", "runs", "*.db", "__pycache__"]})
+while not client.get_job_status(job).is_terminal():
+    time.sleep(1)
+print(client.get_job_status(job).value)
+print(client.get_job_logs(job))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_study_submitted_as_a_ray_job_to_a_local_head(tmp_path):
+    """`ray start --head` on 127.0.0.1 with token authentication, a job through the Jobs API,
+    the head stopped by its own PID."""
+    gcs, dash, client, agent, metrics = (_free_port() for _ in range(5))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(16)}  # fmt: skip
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    log = (tmp_path / "head.log").open("w")
+    short_tmp = tempfile.mkdtemp(prefix="bnray", dir="/tmp")  # Unix socket paths are short
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+         f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}",
+         f"--metrics-export-port={metrics}", "--num-cpus=2", "--disable-usage-stats",
+         f"--temp-dir={short_tmp}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        db = tmp_path / "job.db"
+        entrypoint = (
+            f"{sys.executable} -m bitnas run studies/digits.toml --backend ray "
+            f"--trials 4 --storage sqlite:///{db} --no-progress"
+        )
+        # The Jobs API client runs in a process of its own: Ray reads the auth token from the
+        # environment once per process, and this one already imported Ray without it.
+        p = subprocess.run(
+            [sys.executable, "-c", JOB_CLIENT, f"http://127.0.0.1:{dash}", entrypoint, str(ROOT)],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        head_log = (tmp_path / "head.log").read_text()[-2000:]
+        assert p.returncode == 0, f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}\n{head_log}"
+        status, logs = p.stdout.split("\n", 1)
+        assert status == "SUCCEEDED", logs[-3000:]
+        assert "added 4 finished trials" in logs
+        study = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}")
+        done = [
+            t
+            for t in study.trials
+            if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs
+        ]
+        assert len(done) == 4
+        assert all(t.user_attrs["backend"] == "ray" for t in done)
+        assert all(t.values[1] <= 150_000 and 0 < t.values[0] <= 1 for t in done)
+        assert all(
+            bitops(Architecture.from_json(t.user_attrs["architecture"])) == t.values[1]
+            for t in done
+        )
+    finally:
+        if head.poll() is None:
+            os.kill(head.pid, signal.SIGINT)  # `ray start --block` stops what it started
+            try:
+                head.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(short_tmp, ignore_errors=True)
