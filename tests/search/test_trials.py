@@ -97,3 +97,27 @@ def test_stuck_sampler_falls_back_to_feasible_draws():
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert all(t.user_attrs.get("proposed_by") == "feasible-fallback" for t in done)
     assert counts(study.trials)["rejected"] == 30
+
+
+def test_running_trials_of_a_dead_run_are_closed_and_live_ones_kept():
+    import subprocess
+    import sys
+
+    from bitnas.search.trials import OWNER, close_abandoned
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    host = OWNER.rsplit(":", 1)[0]
+    gone, mine, foreign = study.ask(), study.ask(), study.ask()
+    gone.set_user_attr("owner", f"{host}:{dead}")
+    mine.set_user_attr("owner", OWNER)
+    foreign.set_user_attr("owner", f"elsewhere:{dead}")
+    assert close_abandoned(study) == 1
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    assert (
+        study.trials[0]
+        .user_attrs["error"]
+        .startswith(f"abandoned: the run that owned it (pid {dead})")
+    )
