@@ -14,6 +14,7 @@ told COMPLETE with that result, as feedback for the sampler, without training ag
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import random
@@ -106,6 +107,7 @@ def evaluated_keys(trials: list[FrozenTrial]) -> dict[str, FrozenTrial]:
 
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
+ORPHAN_AFTER_S = 60.0
 
 
 def close_abandoned(study: optuna.Study) -> int:
@@ -113,15 +115,24 @@ def close_abandoned(study: optuna.Study) -> int:
     that no longer exists (a ``kill -9``, a crash). Returns how many were closed.
 
     Trials owned by live processes or other hosts are left alone, so two runs on one study do
-    not close each other's trials.
+    not close each other's trials. A RUNNING trial with no attributes at all, older than
+    ``ORPHAN_AFTER_S``, is closed too: bitnas records the owner within milliseconds of asking,
+    so such a trial was cut off in between.
     """
     host = socket.gethostname()
     closed = 0
+    now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(t.user_attrs.get("owner", ""))
         name, _, pid = owner.rpartition(":")
-        if name != host or not pid.isdigit() or _alive(int(pid)):
+        orphan = (
+            not t.user_attrs
+            and t.datetime_start is not None
+            and ((now - t.datetime_start).total_seconds() > ORPHAN_AFTER_S)
+        )
+        if not orphan and (name != host or not pid.isdigit() or _alive(int(pid))):
             continue
+        pid = pid or "unknown"
         study._storage.set_trial_user_attr(
             t._trial_id, ATTR_ERROR, f"abandoned: the run that owned it (pid {pid}) is gone"
         )
