@@ -19,7 +19,7 @@ import time
 import optuna
 
 from bitnas.evaluators import CallableEvaluator, EvalResult
-from bitnas.search import Problem, RaySettings, optimize
+from bitnas.search import Problem, RaySettings, open_storage, optimize
 from bitnas.search.raytune import _init_ray
 from bitnas.spaces import MLPSpace
 
@@ -49,7 +49,7 @@ def main() -> None:
         for name, backend, workers in (("local", "local", 1), ("ray, 1 worker", "ray", 1),
                                        ("ray, 2 workers", "ray", 2)):  # fmt: skip
             study = optuna.create_study(
-                storage=f"sqlite:///{tmp}/{backend}{workers}.db",
+                storage=open_storage(f"sqlite:///{tmp}/{backend}{workers}.db"),
                 directions=problem.directions,
                 sampler=optuna.samplers.RandomSampler(seed=0),
             )
