@@ -250,7 +250,12 @@ def _init_ray(address: str) -> None:
         elif os.environ.get("RAY_ADDRESS"):  # inside `ray job submit`: join the job's cluster
             ray.init(log_to_driver=False)
         else:  # a private local Ray on this machine's CPUs, reachable on loopback only
-            ray.init(log_to_driver=False, include_dashboard=False, _node_ip_address="127.0.0.1")
+            ray.init(
+                log_to_driver=False,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                logging_level=logging.WARNING,
+            )
     except Exception as e:  # ConnectionError, RuntimeError, ...: all mean "no cluster there"
         where = address or os.environ.get("RAY_ADDRESS", "a new local Ray")
         raise SpecError(f"cannot start or join Ray at {where}: {type(e).__name__}: {e}") from None
