@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from bitnas.errors import EvaluationError, SpecError
 from bitnas.evaluators._base import EvalResult, Evaluator
+from bitnas.search.local import MAX_CONSECUTIVE_DUPLICATES, MAX_CONSECUTIVE_FAILURES
 from bitnas.search.problem import Problem
 from bitnas.search.progress import Progress
 from bitnas.search.trials import (
@@ -41,9 +42,6 @@ from bitnas.search.trials import (
 from bitnas.spaces.architecture import Architecture
 
 __all__ = ["RaySettings", "run_ray"]
-
-MAX_CONSECUTIVE_FAILURES = 5
-MAX_CONSECUTIVE_DUPLICATES = 100
 
 
 @dataclass(frozen=True)

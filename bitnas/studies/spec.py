@@ -157,27 +157,23 @@ class StudySpec:
         ray = plain("ray", RaySettings)
         return cls(study, data_spec, space, budget, train, ray, source)
 
-    def with_ray(self, **fields: Any) -> StudySpec:
-        """This spec with [ray] fields overridden (None values are ignored)."""
+    def _override(self, section: str, fields: dict[str, Any]) -> StudySpec:
         changes = {k: v for k, v in fields.items() if v is not None}
         if not changes:
             return self
         try:
-            ray = dataclasses.replace(self.ray, **changes)
+            value = dataclasses.replace(getattr(self, section), **changes)
         except SpecError as e:
             raise e.located("the command line") from None
-        return dataclasses.replace(self, ray=ray)
+        return dataclasses.replace(self, **{section: value})
+
+    def with_ray(self, **fields: Any) -> StudySpec:
+        """This spec with [ray] fields overridden (None values are ignored)."""
+        return self._override("ray", fields)
 
     def replace(self, **study_fields: Any) -> StudySpec:
         """This spec with [study] fields overridden (None values are ignored)."""
-        changes = {k: v for k, v in study_fields.items() if v is not None}
-        if not changes:
-            return self
-        try:
-            study = dataclasses.replace(self.study, **changes)
-        except SpecError as e:
-            raise e.located("the command line") from None
-        return dataclasses.replace(self, study=study)
+        return self._override("study", study_fields)
 
     def to_dict(self) -> dict[str, Any]:
         """The effective spec (defaults filled in, overrides applied), JSON-ready."""
