@@ -36,7 +36,8 @@ def optimize(
     (``options`` go to the backend, e.g. ``settings=RaySettings(...)`` for "ray")."""
     runner = BACKENDS.get(backend)
     problem.check_feasible()
-    problem.evaluator.prepare()
+    if backend == "local":  # on Ray, workers check their own device and load their data
+        problem.evaluator.prepare()
     close_abandoned(study)
     return runner(study, problem, n_trials, progress=progress, **options)
 

@@ -22,7 +22,7 @@ from bitnas.search.trials import (
 __all__ = ["MAX_CONSECUTIVE_DUPLICATES", "MAX_CONSECUTIVE_FAILURES", "run_local"]
 
 #: This many failed trials in a row stop the run: the evaluator, not one architecture, is broken.
-MAX_CONSECUTIVE_FAILURES = 5
+MAX_CONSECUTIVE_FAILURES = 10
 #: This many duplicate proposals in a row end the run early: the sampler finds nothing new.
 MAX_CONSECUTIVE_DUPLICATES = 100
 

@@ -14,9 +14,11 @@ driver's disk works for a whole cluster; several drivers on one study need a dat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import socket
 import tempfile
 import traceback
 from dataclasses import asdict, dataclass
@@ -130,38 +132,59 @@ def _searcher_class() -> type:
             self.max_concurrent = max_concurrent
             self.progress = progress
             self.pending: dict[str, Proposal] = {}
+            # proposals of an architecture that is training right now: answered from that
+            # trial when it completes, trained after all if it fails
+            self.held: dict[str, list[Proposal]] = {}
+            self.requeued: list[Proposal] = []
+            self.errored: dict[str, Proposal] = {}
             self.seen = evaluated_keys(study.get_trials(deepcopy=False))
             self.done = self.failures = self.duplicates = 0
             self.exhausted = False
             self.fatal: str | None = None
-            self._curves: dict[str, list[float]] = {}
+            self._curves: dict[str, dict[int, float]] = {}
+
+        def busy(self) -> bool:
+            return bool(self.pending or self.held or self.requeued or self.errored)
+
+        def _next(self) -> Proposal | None:
+            if self.requeued:
+                return self.requeued.pop(0)
+            in_flight = {p.arch.key() for p in self.pending.values()}
+            while True:
+                p = propose(self.study, self.problem, self.seen)
+                key = p.arch.key()
+                if p.duplicate_of is None and key not in in_flight:
+                    self.duplicates = 0
+                    return p
+                if p.duplicate_of is not None:
+                    tell_duplicate(self.study, p)
+                else:
+                    self.held.setdefault(key, []).append(p)
+                self.duplicates += 1
+                if self.duplicates >= MAX_CONSECUTIVE_DUPLICATES:
+                    self.exhausted = True
+                    return None
 
         def suggest(self, trial_id: str) -> dict[str, Any] | None:  # or Searcher.FINISHED
             if self.fatal or self.exhausted or self.done >= self.n_trials:
-                return Searcher.FINISHED if not self.pending else None  # type: ignore[return-value]
+                return Searcher.FINISHED if not self.busy() else None  # type: ignore[return-value]
             if self.done + len(self.pending) >= self.n_trials:
                 return None  # wait: a running trial may still fail and need replacing
             if len(self.pending) >= self.max_concurrent:
                 return None
-            while True:
-                p = propose(self.study, self.problem, self.seen)
-                if p.duplicate_of is None:
-                    break
-                tell_duplicate(self.study, p)
-                self.duplicates += 1
-                if self.duplicates >= MAX_CONSECUTIVE_DUPLICATES:
-                    self.exhausted = True
-                    return Searcher.FINISHED if not self.pending else None  # type: ignore[return-value]
-            self.duplicates = 0
+            p = self._next()
+            if p is None:
+                return Searcher.FINISHED if not self.busy() else None  # type: ignore[return-value]
             self.pending[trial_id] = p
             p.trial.set_user_attr("backend", "ray")
             return {"arch": p.arch.to_json(), "number": p.trial.number}
 
         def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-            p = self.pending.get(trial_id)
             objective = self.problem.evaluator.objective
-            if p is not None and objective in result and "bitnas_result" not in result:
-                self._curves.setdefault(trial_id, []).append(float(result[objective]))
+            if trial_id in self.pending and objective in result and "bitnas_result" not in result:
+                # keyed by epoch: a retried trial reports its epochs again
+                curve = self._curves.setdefault(trial_id, {})
+                curve[int(result.get("epoch", len(curve) + 1))] = float(result[objective])
 
         def on_trial_complete(
             self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -169,7 +192,9 @@ def _searcher_class() -> type:
             p = self.pending.pop(trial_id, None)
             if p is None:
                 return
-            curve = self._curves.pop(trial_id, [])
+            if error and not result:  # Tune's callback brings the error text next
+                self.errored[trial_id] = p
+                return
             result = result or {}
             if "bitnas_result" in result and not error:
                 data = json.loads(result["bitnas_result"])
@@ -181,24 +206,44 @@ def _searcher_class() -> type:
                     stopped=data["stopped"],
                     info=data["info"],
                 )
-                p.trial.set_user_attr("curve", curve)
+                self._set_curve(trial_id, p)
                 try:
                     ft = tell_result(self.study, self.problem, p, r)
                 except EvaluationError as e:  # e.g. a non-finite objective
                     ft = tell_failure(self.study, p, e)
             elif "bitnas_error" in result:
-                ft = tell_failure(self.study, p, _RemoteFailure(result["bitnas_error"]))
                 p.trial.set_user_attr("traceback", result.get("bitnas_traceback", ""))
+                ft = tell_failure(self.study, p, _RemoteFailure(result["bitnas_error"]))
             elif error:
-                ft = tell_failure(
-                    self.study,
-                    p,
-                    _RemoteFailure("the trial's Ray worker failed, and so did its retries"),
-                )
+                ft = tell_failure(self.study, p, _RemoteFailure("the trial's Ray worker failed"))
             else:  # stopped by a Tune scheduler before the evaluator returned
-                p.trial.set_user_attr("curve", curve)
+                self._set_curve(trial_id, p)
                 ft = self.study.tell(p.trial, state=TrialState.PRUNED)
+            self._finished(p, ft)
+
+        def fail_with(self, trial_id: str, text: str) -> None:
+            """Tell a trial whose worker failed (after Tune's retries) FAIL with Ray's error."""
+            p = self.errored.pop(trial_id, None)
+            if p is not None:
+                self._finished(p, tell_failure(self.study, p, _RemoteFailure(text)))
+
+        def _set_curve(self, trial_id: str, p: Proposal) -> None:
+            curve = self._curves.pop(trial_id, {})
+            p.trial.set_user_attr("curve", [curve[e] for e in sorted(curve)])
+
+        def _finished(self, p: Proposal, ft: optuna.trial.FrozenTrial) -> None:
             self.progress.update(ft)
+            twins = self.held.pop(p.arch.key(), [])
+            if ft.state == TrialState.COMPLETE:
+                self.seen.setdefault(p.arch.key(), ft)
+                for twin in twins:
+                    tell_duplicate(self.study, Proposal(twin.trial, twin.arch, twin.cost, ft))
+            elif ft.state == TrialState.FAIL:  # the same architecture would fail again
+                why = _RemoteFailure(f"not trained: the same architecture failed in #{ft.number}")
+                for twin in twins:
+                    tell_failure(self.study, twin, why)
+            else:  # stopped early: nothing to reuse, so the held twins are trained after all
+                self.requeued.extend(twins)
             if ft.state == TrialState.FAIL:
                 self.failures += 1
                 if self.failures >= MAX_CONSECUTIVE_FAILURES:
@@ -209,14 +254,19 @@ def _searcher_class() -> type:
                 return
             self.failures = 0
             self.done += 1
-            if ft.state == TrialState.COMPLETE:
-                self.seen.setdefault(p.arch.key(), ft)
 
-        def close_pending(self, reason: str) -> None:
-            """Close trials Tune never finished (the run was interrupted) as FAIL."""
-            for p in self.pending.values():
-                tell_failure(self.study, p, _RemoteFailure(reason))
+        def close_open(self, reason: str) -> None:
+            """Close every trial Tune never finished (the run ended early) as FAIL."""
+            open_ = [*self.pending.values(), *self.errored.values(), *self.requeued]
+            open_ += [p for twins in self.held.values() for p in twins]
+            for p in open_:
+                # a trial closed by another run in the meantime is already finished
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    tell_failure(self.study, p, _RemoteFailure(reason))
             self.pending.clear()
+            self.errored.clear()
+            self.requeued.clear()
+            self.held.clear()
 
         # Tune saves its searcher with the experiment state; the study and the open trials
         # live in the storage, not in that pickle.
@@ -226,13 +276,82 @@ def _searcher_class() -> type:
     return BitnasSearcher
 
 
+def _error_callback(searcher: Any) -> Any:
+    from ray.tune import Callback
+
+    class _ErrorText(Callback):
+        """Hands Ray's error of a finally failed trial (after retries) to the searcher."""
+
+        def on_trial_error(
+            self, iteration: int, trials: list[Any], trial: Any, **info: Any
+        ) -> None:
+            err = trial.get_error()
+            text = str(err).strip().splitlines()[-1] if err else "the trial's Ray worker failed"
+            searcher.fail_with(trial.trial_id, f"Ray worker failed: {text}"[:2000])
+
+    return _ErrorText()
+
+
 def _trial_name(trial: Any) -> str:
     # Tune's default puts the whole config (an architecture JSON) into names and folders
     return f"trial_{trial.trial_id}"
 
 
+def _concurrency(settings: RaySettings, cluster: dict[str, float]) -> int:
+    """Trials that fit at once: what the user asked, else what every requested resource
+    allows. A trial no part of the cluster can host is a SpecError, not a silent hang."""
+    fits = []
+    for name, key in (("cpus_per_trial", "CPU"), ("gpus_per_trial", "GPU")):
+        need = getattr(settings, name)
+        have = float(cluster.get(key, 0.0))
+        if need > 0:
+            if need > have:
+                raise SpecError(
+                    f"`{name}` is {need:g} but the Ray cluster has {have:g} {key} in all: no "
+                    "trial could ever start (lower it in [ray], or add nodes)"
+                )
+            fits.append(int(have // need))
+    return settings.max_concurrent or max(1, min(fits))
+
+
+def _for_workers(evaluator: Evaluator, settings: RaySettings) -> Evaluator:
+    """The evaluator as workers run it: ``device = "auto"`` uses a GPU only when the trial
+    reserved one (Ray does not hide unreserved GPUs from a worker)."""
+    from bitnas.evaluators.trained import TrainedEvaluator
+
+    if not isinstance(evaluator, TrainedEvaluator):
+        return evaluator
+    device = evaluator.train.device
+    if device.startswith("cuda") and settings.gpus_per_trial <= 0:
+        raise SpecError(
+            f'[train] `device` is "{device}" but [ray] `gpus_per_trial` is 0: reserve GPUs for '
+            'the trials, or use device = "auto" or "cpu"'
+        )
+    if device == "auto" and settings.gpus_per_trial <= 0:
+        import dataclasses
+
+        return dataclasses.replace(
+            evaluator, train=dataclasses.replace(evaluator.train, device="cpu")
+        )
+    return evaluator
+
+
+def _reachable(address: str) -> None:
+    """Fail fast on a HOST:PORT that does not answer (ray.init would wait a long time)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise SpecError(f"no Ray cluster answers at --address {address}: {e}") from None
+
+
 def _init_ray(address: str) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Tune's SIGINT handler turns Ctrl-C into a normal return of fit(): a run would then
+    # look finished; let KeyboardInterrupt through instead
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     # Tune's per-trial CSV/JSON/TensorBoard loggers cost time per trial and duplicate what the
     # study records.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -242,6 +361,8 @@ def _init_ray(address: str) -> None:
 
     if ray.is_initialized():
         return
+    if address and address != "auto":
+        _reachable(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
@@ -274,13 +395,13 @@ def run_ray(
     from ray import tune
 
     before = counts(study.get_trials(deepcopy=False))
-    cpus = float(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-    limit = settings.max_concurrent or max(1, int(cpus // max(settings.cpus_per_trial, 1e-9)))
+    limit = _concurrency(settings, ray.cluster_resources())  # type: ignore[no-untyped-call]
     bar = Progress(n_trials, enabled=progress)
     searcher = _searcher_class()(study, problem, n_trials, limit, bar)
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    evaluator = _for_workers(problem.evaluator, settings)
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, evaluator=problem.evaluator, seed=problem.seed), resources
+        tune.with_parameters(_trainable, evaluator=evaluator, seed=problem.seed), resources
     )
     # Tune's own INFO/WARNING lines (result files, status tables) are not for bitnas users:
     # the study and the progress bar say what happened.
@@ -302,12 +423,13 @@ def run_ray(
                 storage_path=tmp,
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 verbose=0,
+                callbacks=[_error_callback(searcher)],
             ),
         )
         try:
             tuner.fit()
         finally:
-            searcher.close_pending("interrupted: the Ray run ended before this trial finished")
+            searcher.close_open("interrupted: the Ray run ended before this trial finished")
             bar.close()
     if searcher.fatal:
         raise EvaluationError(searcher.fatal)

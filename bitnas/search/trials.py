@@ -106,7 +106,17 @@ def evaluated_keys(trials: list[FrozenTrial]) -> dict[str, FrozenTrial]:
     return seen
 
 
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
+def _started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, Linux), "" where unknown: with
+    the PID it names one process, even after the PID is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+OWNER = f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
 ORPHAN_AFTER_S = 60.0
 
 
@@ -123,14 +133,13 @@ def close_abandoned(study: optuna.Study) -> int:
     closed = 0
     now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = str(t.user_attrs.get("owner", ""))
-        name, _, pid = owner.rpartition(":")
+        name, pid, started = [*str(t.user_attrs.get("owner", "")).split(":"), "", "", ""][:3]
         orphan = (
             not t.user_attrs
             and t.datetime_start is not None
             and ((now - t.datetime_start).total_seconds() > ORPHAN_AFTER_S)
         )
-        if not orphan and (name != host or not pid.isdigit() or _alive(int(pid))):
+        if not orphan and (name != host or not pid.isdigit() or _alive(int(pid), started)):
             continue
         pid = pid or "unknown"
         study._storage.set_trial_user_attr(
@@ -141,14 +150,16 @@ def close_abandoned(study: optuna.Study) -> int:
     return closed
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, started: str = "") -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by another user
-        return True
-    return True
+        pass
+    # the PID exists; it is the owner only if it also started when the owner did
+    now = _started(pid)
+    return not (started and now and now != started)
 
 
 def _record_architecture(

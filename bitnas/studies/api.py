@@ -10,6 +10,7 @@ result.study                     # the optuna.Study in its storage
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,7 +106,10 @@ def run(
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
     spec = spec.replace(trials=trials, sampler=sampler, storage=storage, seed=seed)
+    if backend != "ray" and (address is not None or max_concurrent is not None):
+        raise SpecError("--address and --max-concurrent apply only with --backend ray")
     spec = spec.with_ray(address=address, max_concurrent=max_concurrent)
+    _check_job_storage(spec.study.storage, backend)
     st = spec.study
     problem = spec.problem()
     store = open_storage(st.storage)
@@ -136,6 +140,17 @@ def run(
     options = {"settings": spec.ray} if backend == "ray" else {}
     added = optimize(study, problem, missing, backend=backend, progress=progress, **options)
     return StudyResult(study=study, storage_url=st.storage, spec=spec, added=added)
+
+
+def _check_job_storage(url: str, backend: str) -> None:
+    """Inside a Ray job the driver runs in a temporary copy of the working directory, so a
+    relative SQLite path would put the study there, to be lost with the job."""
+    rel = url.startswith("sqlite:///") and not url.startswith("sqlite:////")
+    if rel and os.environ.get("RAY_JOB_ID") and backend == "ray":
+        raise StorageError(
+            f"storage {url} is relative, and this Ray job runs in a temporary working "
+            "directory: give an absolute path (sqlite:////abs/path/study.db) or a database URL"
+        )
 
 
 def open_result(target: StudySpec | str | Path, *, storage: str | None = None) -> StudyResult:

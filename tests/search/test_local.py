@@ -42,7 +42,7 @@ def test_non_finite_objective_fails_and_a_broken_evaluator_stops_the_run():
         evaluator=CallableEvaluator(lambda a, seed, report: {"val_accuracy": float("nan")}),
     )
     study = new_study(problem)
-    with pytest.raises(EvaluationError, match=r"5 trials failed in a row; the last one \(#4\)"):
+    with pytest.raises(EvaluationError, match=r"10 trials failed in a row; the last one \(#9\)"):
         optimize(study, problem, 2, progress=False)
     assert [t.state for t in study.trials] == [TrialState.FAIL] * MAX_CONSECUTIVE_FAILURES
     assert "not finite" in study.trials[0].user_attrs["error"]

@@ -3,6 +3,7 @@ dead workers retried, and a whole study submitted as a Ray job."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import optuna
@@ -116,6 +118,8 @@ def test_a_killed_worker_is_retried_and_the_trial_completes(tmp_path):
                      settings=RaySettings(max_concurrent=1, max_failures=2))  # fmt: skip
     assert marker.exists()
     assert added["finished"] == 3 and added["failed"] == 0
+    # the retried trial reported its epoch again: the curve has it once
+    assert all(t.user_attrs["curve"] == [0.1] for t in study.trials if "curve" in t.user_attrs)
     assert [t.state for t in study.trials if "rejected" not in t.user_attrs] == [
         TrialState.COMPLETE
     ] * 3
@@ -141,6 +145,72 @@ while not client.get_job_status(job).is_terminal():
 print(client.get_job_status(job).value)
 print(client.get_job_logs(job))
 """
+
+
+def test_concurrent_proposals_of_one_architecture_train_it_once():
+    space = small_space(depth=(1, 1), width=(16, 32), wbits=(2,), abits=(1, 2), timesteps=(1, 4))
+    assert space.size() == 8
+    calls = []
+
+    def counting(arch: Architecture, *, seed: int, report) -> EvalResult:
+        time.sleep(0.3)
+        return table(arch, seed=seed, report=report)
+
+    for seed in range(2):
+        problem = Problem(space=space, evaluator=CallableEvaluator(counting))
+        local, remote = study_for(problem, seed), study_for(problem, seed)
+        optimize(local, problem, 5, progress=False)
+        optimize(remote, problem, 5, backend="ray", progress=False,
+                 settings=RaySettings(max_concurrent=4))  # fmt: skip
+        trained = [t.user_attrs["arch_key"] for t in remote.trials
+                   if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]  # fmt: skip
+        assert len(trained) == len(set(trained)) == 5, seed
+        assert counts(remote.trials)["finished"] == counts(local.trials)["finished"] == 5
+    del calls
+
+
+def test_resources_no_node_has_are_refused_not_waited_for():
+    from bitnas.errors import SpecError
+
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(table))
+    with pytest.raises(SpecError, match="`gpus_per_trial` is 1 but the Ray cluster has 0 GPU"):
+        optimize(study_for(problem), problem, 2, backend="ray", progress=False,
+                 settings=RaySettings(gpus_per_trial=1))  # fmt: skip
+    with pytest.raises(SpecError, match="`cpus_per_trial` is 64 but the Ray cluster has"):
+        optimize(study_for(problem), problem, 2, backend="ray", progress=False,
+                 settings=RaySettings(cpus_per_trial=64))  # fmt: skip
+
+
+def test_ctrl_c_stops_the_run_closes_its_trials_and_says_so(tmp_path):
+    f = tmp_path / "c.toml"
+    db = tmp_path / "c.db"
+    f.write_text((ROOT / "studies" / "digits.toml").read_text()
+                 .replace('storage = "sqlite:///runs/digits.db"', f'storage = "sqlite:///{db}"')
+                 .replace("epochs = 30", "epochs = 200"))  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "bitnas", "run", str(f), "--backend", "ray",
+                             "--no-progress"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 120
+    while True:
+        running = []
+        if db.exists():
+            with contextlib.suppress(Exception):
+                s = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}")
+                running = [t for t in s.trials if t.user_attrs.get("backend") == "ray"]
+        if running or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert running, "no trial started"
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+    assert "interrupted" in err and "Run the same command again" in err
+    s = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}")
+    assert not [t for t in s.trials if t.state == TrialState.RUNNING]
+    assert any(t.user_attrs.get("error", "").startswith("_RemoteFailure: interrupted")
+               or t.user_attrs.get("error", "").startswith("interrupted") for t in s.trials)  # fmt: skip
 
 
 def _free_port() -> int:

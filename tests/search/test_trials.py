@@ -100,6 +100,7 @@ def test_stuck_sampler_falls_back_to_feasible_draws():
 
 
 def test_running_trials_of_a_dead_run_are_closed_and_live_ones_kept():
+    import os
     import subprocess
     import sys
 
@@ -108,14 +109,16 @@ def test_running_trials_of_a_dead_run_are_closed_and_live_ones_kept():
     study = optuna.create_study(directions=["maximize", "minimize"])
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
-    host = OWNER.rsplit(":", 1)[0]
+    host = OWNER.split(":")[0]
     gone, mine, foreign = study.ask(), study.ask(), study.ask()
     gone.set_user_attr("owner", f"{host}:{dead}")
     mine.set_user_attr("owner", OWNER)
     foreign.set_user_attr("owner", f"elsewhere:{dead}")
-    assert close_abandoned(study) == 1
+    reused = study.ask()  # a live PID (ours) that started at another time: a reused PID
+    reused.set_user_attr("owner", f"{host}:{os.getpid()}:1")
+    assert close_abandoned(study) == 2
     states = [t.state for t in study.trials]
-    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.FAIL]
     assert (
         study.trials[0]
         .user_attrs["error"]
