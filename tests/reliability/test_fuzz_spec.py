@@ -68,7 +68,7 @@ def _accepts_or_explains(load) -> None:  # type: ignore[no-untyped-def]
             ]
         ),
         st.text(max_size=8),
-    ),  # fmt: skip
+    ),
     value=values,
     drop=st.booleans(),
 )
