@@ -9,6 +9,21 @@ from bitnas.search import Problem
 from bitnas.spaces import Architecture, Budget, MLPSpace, bitops
 
 
+def small_study_toml(
+    name: str, *, bitops: str, epochs: int, study_extra: str = "", storage: str | None = None
+) -> str:
+    """A small digits study file: 32 MLP architectures, trained a few epochs."""
+    store = f'storage = "{storage}"\n' if storage else ""
+    return (
+        f'\n[study]\nname = "{name}"\n{store}trials = 5\n{study_extra}'
+        '[data]\nname = "digits"\n'
+        "[space]\ndepth = [1, 2]\nwidth = [16, 32]\nwbits = [2, 4]\nabits = [1, 2]\n"
+        "timesteps = [1, 2]\n"
+        f"[budget]\nbitops = {bitops}\n"
+        f"[train]\nepochs = {epochs}\n"
+    )
+
+
 def small_space(**kw: object) -> MLPSpace:
     base: dict[str, object] = dict(
         input_shape=(64,),

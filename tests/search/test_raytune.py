@@ -150,7 +150,6 @@ print(client.get_job_logs(job))
 def test_concurrent_proposals_of_one_architecture_train_it_once():
     space = small_space(depth=(1, 1), width=(16, 32), wbits=(2,), abits=(1, 2), timesteps=(1, 4))
     assert space.size() == 8
-    calls = []
 
     def counting(arch: Architecture, *, seed: int, report) -> EvalResult:
         time.sleep(0.3)
@@ -166,7 +165,6 @@ def test_concurrent_proposals_of_one_architecture_train_it_once():
                    if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]  # fmt: skip
         assert len(trained) == len(set(trained)) == 5, seed
         assert counts(remote.trials)["finished"] == counts(local.trials)["finished"] == 5
-    del calls
 
 
 def test_resources_no_node_has_are_refused_not_waited_for():

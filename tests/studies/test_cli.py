@@ -11,28 +11,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import small_study_toml
+
 ROOT = Path(__file__).resolve().parents[2]
 
-STUDY = """
-[study]
-name = "cli"
-storage = "sqlite:///{db}"
-trials = 5
-sampler = "tpe"
-seed = 1
-[data]
-name = "digits"
-[space]
-depth = [1, 2]
-width = [16, 32]
-wbits = [2, 4]
-abits = [1, 2]
-timesteps = [1, 2]
-[budget]
-bitops = 60_000
-[train]
-epochs = 3
-"""
+STUDY = small_study_toml(
+    "cli", bitops="60_000", epochs=3, storage="sqlite:///{db}",
+    study_extra='sampler = "tpe"\nseed = 1\n',
+)  # fmt: skip
 
 
 def bitnas(*args, cwd=None, check=True):

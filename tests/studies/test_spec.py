@@ -10,26 +10,11 @@ import pytest
 from bitnas.errors import SpecError
 from bitnas.spaces import MLPSpace
 from bitnas.studies import StudySpec, load_spec
+from tests.conftest import small_study_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
-GOOD = """
-[study]
-name = "t"
-trials = 5
-[data]
-name = "digits"
-[space]
-depth = [1, 2]
-width = [16, 32]
-wbits = [2, 4]
-abits = [1, 2]
-timesteps = [1, 2]
-[budget]
-bitops = 100_000
-[train]
-epochs = 2
-"""
+GOOD = small_study_toml("t", bitops="100_000", epochs=2)
 
 
 def write(tmp_path, text):
