@@ -10,11 +10,13 @@ from bitnas._registry import Registry
 from bitnas.evaluators._base import CallableEvaluator, EvalResult, Evaluator, Report
 from bitnas.evaluators.config import DataSpec, TrainSpec
 from bitnas.evaluators.datasets import DATASETS, DatasetInfo, dataset_info
+from bitnas.evaluators.table import TableEvaluator, build_table, read_table
 from bitnas.evaluators.trained import TrainedEvaluator
 
 #: Evaluator kind (``[evaluator] kind`` in a study file) -> class.
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator")
 EVALUATORS.add("trained", TrainedEvaluator)
+EVALUATORS.add("table", TableEvaluator)
 
 __all__ = [
     "DATASETS",
@@ -25,7 +27,10 @@ __all__ = [
     "EvalResult",
     "Evaluator",
     "Report",
+    "TableEvaluator",
     "TrainSpec",
     "TrainedEvaluator",
+    "build_table",
     "dataset_info",
+    "read_table",
 ]

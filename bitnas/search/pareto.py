@@ -1,7 +1,20 @@
-"""Pareto dominance, as pure functions over objective vectors.
+"""Pareto dominance and hypervolume, as pure functions over objective vectors.
 
 Optuna computes fronts only over trials inside a study (and its helpers are private), while
-reports and exports need them over plain arrays, hence this small kernel.
+reports and exports need them over plain arrays, hence this small kernel. The hypervolume
+itself is Optuna's exact WFG implementation (``optuna._hypervolume``, the one behind
+``plot_hypervolume_history``); only the bitnas convention around it is defined here.
+
+The bitnas hypervolume of an (accuracy, cost) front (``front_hypervolume``) is measured with a
+fixed, documented reference point, so numbers of different runs compare:
+
+- accuracy on a linear axis, reference 0 (a classifier that is always wrong);
+- cost on a log axis, normalised so that the cheapest architecture of the space is at 0 and
+  the budget (the reference) at 1: ``x = log(cost / cost_min) / log(budget / cost_min)``.
+
+The result lies in [0, 1]: 1 would be 100% accuracy at the cheapest cost. Points over budget
+contribute nothing. The log axis gives each factor of cost equal weight, as BitOps span orders
+of magnitude; on a linear axis the cheap half of a front would be invisible.
 """
 
 from __future__ import annotations
@@ -10,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["dominates", "pareto_mask"]
+__all__ = ["dominates", "front_hypervolume", "hypervolume", "pareto_mask"]
 
 
 def _as_min(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -41,3 +54,34 @@ def pareto_mask(
         if np.any(no_worse & better):
             mask[i] = False
     return mask
+
+
+def hypervolume(
+    values: np.ndarray | Sequence[Sequence[float]],
+    reference: Sequence[float],
+    directions: Sequence[str],
+) -> float:
+    """Volume dominated by ``values`` ([n, m]) and bounded by ``reference``; points that do
+    not dominate the reference add nothing."""
+    from optuna._hypervolume import compute_hypervolume
+
+    v = _as_min(np.asarray(values, dtype=float).reshape(-1, len(directions)), directions)
+    ref = _as_min(np.asarray([reference], dtype=float), directions)[0]
+    v = v[np.all(v < ref, axis=1)]
+    if len(v) == 0:
+        return 0.0
+    return float(compute_hypervolume(v[pareto_mask(v, ["minimize"] * len(ref))], ref))
+
+
+def front_hypervolume(
+    accuracy: Sequence[float], cost: Sequence[float], *, budget: float, cost_min: float
+) -> float:
+    """The bitnas hypervolume (module docstring) of points (accuracy, cost) in [0, 1]."""
+    if not 0 < cost_min < budget:
+        raise ValueError(f"need 0 < cost_min < budget, got {cost_min} and {budget}")
+    c = np.asarray(cost, dtype=float)
+    a = np.asarray(accuracy, dtype=float)
+    if len(c) == 0:
+        return 0.0
+    x = np.log(np.maximum(c, cost_min) / cost_min) / np.log(budget / cost_min)
+    return hypervolume(np.stack([a, x], axis=1), [0.0, 1.0], ["maximize", "minimize"])

@@ -12,9 +12,12 @@ from bitnas._registry import Registry
 if TYPE_CHECKING:
     import optuna
 
+    from bitnas.search.problem import Problem
+
 __all__ = ["SAMPLERS", "make_sampler"]
 
-SamplerFactory = Callable[[int], "optuna.samplers.BaseSampler"]
+#: name -> ``factory(seed, problem)``; only problem-aware samplers use ``problem``.
+SamplerFactory = Callable[[int, "Problem | None"], "optuna.samplers.BaseSampler"]
 SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
 
 
@@ -26,7 +29,7 @@ def _quiet() -> None:
 
 
 @SAMPLERS.register("tpe")
-def _tpe(seed: int) -> optuna.samplers.BaseSampler:
+def _tpe(seed: int, problem: Problem | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     _quiet()
@@ -36,14 +39,14 @@ def _tpe(seed: int) -> optuna.samplers.BaseSampler:
 
 
 @SAMPLERS.register("nsga2")
-def _nsga2(seed: int) -> optuna.samplers.BaseSampler:
+def _nsga2(seed: int, problem: Problem | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
 
 
 @SAMPLERS.register("nsga3")
-def _nsga3(seed: int) -> optuna.samplers.BaseSampler:
+def _nsga3(seed: int, problem: Problem | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     _quiet()
@@ -51,7 +54,7 @@ def _nsga3(seed: int) -> optuna.samplers.BaseSampler:
 
 
 @SAMPLERS.register("gp")
-def _gp(seed: int) -> optuna.samplers.BaseSampler:
+def _gp(seed: int, problem: Problem | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     _quiet()
@@ -59,14 +62,14 @@ def _gp(seed: int) -> optuna.samplers.BaseSampler:
 
 
 @SAMPLERS.register("random")
-def _random(seed: int) -> optuna.samplers.BaseSampler:
+def _random(seed: int, problem: Problem | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 @SAMPLERS.register("qmc")
-def _qmc(seed: int) -> optuna.samplers.BaseSampler:
+def _qmc(seed: int, problem: Problem | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     _quiet()
@@ -75,6 +78,23 @@ def _qmc(seed: int) -> optuna.samplers.BaseSampler:
     )
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler registered as ``name``, seeded; an unknown name lists the valid ones."""
-    return SAMPLERS.get(name)(seed)
+@SAMPLERS.register("known-cost")
+def _known_cost(seed: int, problem: Problem | None = None) -> optuna.samplers.BaseSampler:
+    from bitnas.search.known_cost_bitnas import known_cost_sampler
+
+    if problem is None:
+        from bitnas.errors import SpecError
+
+        raise SpecError(
+            "the known-cost sampler needs the search problem (space, cost and budget): "
+            "make it with make_sampler('known-cost', seed, problem)"
+        )
+    return known_cost_sampler(problem, seed=seed)
+
+
+def make_sampler(
+    name: str, seed: int, problem: Problem | None = None
+) -> optuna.samplers.BaseSampler:
+    """The sampler registered as ``name``, seeded; an unknown name lists the valid ones.
+    ``problem`` is needed by samplers that use the space, cost and budget (``known-cost``)."""
+    return SAMPLERS.get(name)(seed, problem)

@@ -121,7 +121,11 @@ def run(
         else 0
     )
     study = create_or_load_study(
-        store, st.name, problem, make_sampler(st.sampler, st.seed + 7919 * existing), st.storage
+        store,
+        st.name,
+        problem,
+        make_sampler(st.sampler, st.seed + 7919 * existing, problem),
+        st.storage,
     )
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is not None:

@@ -67,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cost", help="size and cost range of a study's space, share within budget")
     c.add_argument("file", help="study file (TOML)")
     _add_storage(c)
+
+    t = sub.add_parser(
+        "bench-table",
+        help="train every architecture of a study file's space into an exhaustive table",
+    )
+    t.add_argument("file", help="study file (TOML) whose [data], [space] and [train] to use")
+    t.add_argument("--out", required=True, metavar="PATH", help="Parquet table to write/resume")
+    t.add_argument(
+        "--seeds", type=int, default=2, metavar="N", help="seeds per architecture (default 2)"
+    )
+    t.add_argument("--workers", type=int, default=1, metavar="N", help="parallel processes")
+    t.add_argument("--no-progress", action="store_true", help="no progress line")
     return ap
 
 
@@ -176,7 +188,34 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "pareto": _cmd_pareto, "export": _cmd_export, "cost": _cmd_cost}
+def _cmd_bench_table(args: argparse.Namespace) -> int:
+    from bitnas.errors import SpecError
+    from bitnas.studies.loader import load_spec
+    from bitnas.studies.tables import build_from_spec
+
+    for name in ("seeds", "workers"):
+        if getattr(args, name) < 1:
+            raise SpecError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    spec = load_spec(args.file)
+    seeds = [spec.study.seed + i for i in range(args.seeds)]
+    t0 = time.perf_counter()
+    n = build_from_spec(
+        spec, args.out, seeds=seeds, workers=args.workers, progress=not args.no_progress
+    )
+    print(
+        f"table {args.out}: {spec.space.size():,} architectures x seeds {seeds}; "
+        f"{n} trainings run now in {time.perf_counter() - t0:.1f} s"
+    )
+    return 0
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "pareto": _cmd_pareto,
+    "export": _cmd_export,
+    "cost": _cmd_cost,
+    "bench-table": _cmd_bench_table,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

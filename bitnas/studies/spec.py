@@ -17,6 +17,7 @@ from typing import Any
 from bitnas.errors import RegistryError, SpecError
 from bitnas.evaluators import DataSpec, TrainedEvaluator, TrainSpec, dataset_info
 from bitnas.evaluators._base import Evaluator
+from bitnas.evaluators.table import TableEvaluator
 from bitnas.search.problem import Problem
 from bitnas.search.raytune import RaySettings
 from bitnas.search.samplers import SAMPLERS
@@ -98,6 +99,18 @@ def _build_space(table: Mapping[str, Any], data: DataSpec) -> SearchSpace:
 
 
 @dataclass(frozen=True)
+class TableSection:
+    """[table]: look results up in an exhaustive table (``bitnas bench-table``) instead of
+    training; [train] is then unused. ``path`` is relative to the working directory."""
+
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str):
+            raise SpecError(f"`path` must be a file path, got {self.path!r}", field="path")
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """A whole study: build one with ``StudySpec.from_dict`` or ``bitnas.load_spec(path)``."""
 
@@ -108,6 +121,7 @@ class StudySpec:
     train: TrainSpec = field(default_factory=TrainSpec)
     ray: RaySettings = field(default_factory=RaySettings)
     source: str | None = None
+    table: TableSection = field(default_factory=TableSection)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> StudySpec:
@@ -155,7 +169,8 @@ class StudySpec:
         budget = plain("budget", Budget)
         train = plain("train", TrainSpec)
         ray = plain("ray", RaySettings)
-        return cls(study, data_spec, space, budget, train, ray, source)
+        table = plain("table", TableSection)
+        return cls(study, data_spec, space, budget, train, ray, source, table)
 
     def _override(self, section: str, fields: dict[str, Any]) -> StudySpec:
         changes = {k: v for k, v in fields.items() if v is not None}
@@ -190,6 +205,8 @@ class StudySpec:
             "budget": {"bitops": self.budget.bitops},
             "train": dataclasses.asdict(self.train),
         }
+        if self.table.path:  # absent otherwise, so studies stored before [table] still resume
+            d["table"] = dataclasses.asdict(self.table)
         normalised: dict[str, Any] = json.loads(json.dumps(d))
         return normalised
 
@@ -198,8 +215,8 @@ class StudySpec:
         [data], [space], [budget], [train] and the study seed. Empty if results can mix."""
         mine = self.to_dict()
         diffs = []
-        for section in ("data", "space", "budget", "train"):
-            old, new = stored.get(section, {}), mine[section]
+        for section in ("data", "space", "budget", "train", "table"):
+            old, new = stored.get(section, {}), mine.get(section, {})
             for key in sorted(set(old) | set(new)):
                 if old.get(key) != new.get(key):
                     diffs.append(f"[{section}] {key}: {old.get(key)!r} -> {new.get(key)!r}")
@@ -209,6 +226,8 @@ class StudySpec:
         return diffs
 
     def evaluator(self) -> Evaluator:
+        if self.table.path:
+            return TableEvaluator(path=self.table.path)
         return TrainedEvaluator(data=self.data, train=self.train)
 
     def problem(self) -> Problem:
@@ -217,4 +236,4 @@ class StudySpec:
         )
 
 
-SECTIONS = ["study", "data", "space", "budget", "train", "ray"]
+SECTIONS = ["study", "data", "space", "budget", "train", "ray", "table"]
