@@ -253,6 +253,8 @@ def propose(
         if budget.bitops is not None:
             trial.set_constraint(Budget.CONSTRAINT, budget.excess(cost))
             _set_legacy_constraint(trial, budget.excess(cost))
+        # the dashboard draws feasibility only for trials with values; rejected trials have none
+        trial.set_user_attr("feasible", budget.allows(cost))
         if problem.artifacts is not None:
             upload_architecture(problem.artifacts, trial, arch)
         if budget.allows(cost):

@@ -42,7 +42,7 @@ def test_rejected_trials_carry_the_legacy_record_and_samplers_still_run(sampler)
         excess = t.constraints[Budget.CONSTRAINT]
         # what optuna-dashboard 0.21 reads (`system_attrs["constraints"]`, a list)
         assert t.system_attrs[LEGACY_CONSTRAINTS_KEY] == [excess]
-        assert (excess > 0) == ("rejected" in t.user_attrs)
+        assert (excess > 0) == ("rejected" in t.user_attrs) == (not t.user_attrs["feasible"])
         # Optuna 5 reads both records; they agree, so feasibility is unchanged
         assert set(t.constraints.values()) == {excess}
     feasible = next(t for t in trials if t.state == TrialState.COMPLETE)

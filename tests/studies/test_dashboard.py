@@ -143,9 +143,9 @@ def test_dashboard_shows_objectives_trials_attrs_artifacts_and_only_feasible_bes
             (excess,) = s["constraints"]  # the record the dashboard's feasibility reads
             if "rejected" in t.user_attrs:
                 rejected += 1
-                assert s["state"] == "Pruned" and excess > 0
+                assert s["state"] == "Pruned" and excess > 0 and attrs["feasible"] == "False"
             else:
-                assert excess <= 0
+                assert excess <= 0 and attrs["feasible"] == "True"
             # each trial's architecture, downloadable
             (art,) = s["artifacts"]
             assert art["filename"] == f"architecture-{t.number}.json"
