@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,16 @@ from optuna.trial import FrozenTrial, TrialState
 from bitnas.search.pareto import pareto_mask
 from bitnas.search.trials import ATTR_ARCH, ATTR_ERROR, ATTR_KEY, ATTR_REJECTED
 
-__all__ = ["front_trials", "trials_table"]
+__all__ = [
+    "LAYER_TYPE",
+    "SCHEMA_VERSION",
+    "flatten_for_csv",
+    "front_trials",
+    "trials_schema",
+    "trials_table",
+    "write_csv",
+    "write_parquet",
+]
 
 _LAYER_LISTS = ("macs", "params", "wbits", "in_bits", "layer_bitops")
 
@@ -81,9 +92,31 @@ def _row(t: FrozenTrial, names: list[str], front: set[int]) -> dict[str, Any]:
     row["widths"] = [lay["out_ch"] for lay in arch["layers"][:-1]] if arch else None
     row["densities"] = ua.get("densities")
     row["spike_rates"] = ua.get("spike_rates")
+    row["layers"] = _layers(ua, arch)
     row["params_json"] = json.dumps(t.params, sort_keys=True)
     return row
 
+
+#: Version of the export schema below (stored in the Parquet metadata as ``bitnas.schema``);
+#: docs/export.md documents every column.
+SCHEMA_VERSION = "bitnas-trials/1"
+
+#: One element of the ``layers`` column: a weighted layer, in network order.
+LAYER_TYPE = pa.struct(
+    [
+        ("kind", pa.string()),
+        ("in_ch", pa.int64()),
+        ("out_ch", pa.int64()),
+        ("wbits", pa.int64()),
+        ("abits", pa.int64()),
+        ("in_bits", pa.int64()),
+        ("macs", pa.int64()),
+        ("params", pa.int64()),
+        ("bitops", pa.int64()),
+        ("density", pa.float64()),
+        ("spike_rate", pa.float64()),
+    ]
+)
 
 _SCHEMA_FIXED = [
     ("number", pa.int64()),
@@ -116,8 +149,17 @@ _SCHEMA_TAIL = [
     ("widths", pa.list_(pa.int64())),
     ("densities", pa.list_(pa.float64())),
     ("spike_rates", pa.list_(pa.float64())),
+    ("layers", pa.list_(LAYER_TYPE)),
     ("params_json", pa.string()),
 ]
+
+
+def trials_schema(metric_names: Sequence[str]) -> pa.Schema:
+    """The schema of ``trials_table`` without its ``param_<name>`` columns (whose names and
+    types come from the study's parameters): one ``float64`` column per objective, named by
+    the study's metric names, between the fixed head and tail columns."""
+    fields = _SCHEMA_FIXED + [(n, pa.float64()) for n in metric_names] + _SCHEMA_TAIL
+    return pa.schema(fields, metadata={"bitnas.schema": SCHEMA_VERSION})
 
 
 def trials_table(study: optuna.Study, *, params: bool = True) -> pa.Table:
@@ -127,13 +169,74 @@ def trials_table(study: optuna.Study, *, params: bool = True) -> pa.Table:
     trials = study.get_trials(deepcopy=False)
     front = {t.number for t in front_trials(study)}
     rows = [_row(t, names, front) for t in trials]
-    fields = _SCHEMA_FIXED + [(n, pa.float64()) for n in names] + _SCHEMA_TAIL
-    columns: dict[str, Any] = {
-        name: pa.array([r[name] for r in rows], type=typ) for name, typ in fields
-    }
+    schema = trials_schema(names)
+    arrays = [pa.array([r[f.name] for r in rows], type=f.type) for f in schema]
     if params:
-        keys = sorted({k for t in trials for k in t.params})
-        for k in keys:
-            vals = [t.params.get(k) for t in trials]
-            columns[f"param_{k}"] = pa.array(vals)
-    return pa.table(columns)
+        for k in sorted({k for t in trials for k in t.params}):
+            col = pa.array([t.params.get(k) for t in trials])
+            schema = schema.append(pa.field(f"param_{k}", col.type))
+            arrays.append(col)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _layers(ua: dict[str, Any], arch: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """The per-layer structs of one trial (None without a recorded architecture)."""
+    if arch is None:
+        return None
+    cost = ua.get("cost") or {}
+    n = len(arch["layers"])
+
+    def per_layer(values: Any) -> list[Any]:
+        return list(values) if values is not None and len(values) == n else [None] * n
+
+    macs, params = per_layer(cost.get("macs")), per_layer(cost.get("params"))
+    in_bits, bitops = per_layer(cost.get("in_bits")), per_layer(cost.get("layer_bitops"))
+    density, rate = per_layer(ua.get("densities")), per_layer(ua.get("spike_rates"))
+    return [
+        {
+            "kind": lay["kind"],
+            "in_ch": lay["in_ch"],
+            "out_ch": lay["out_ch"],
+            "wbits": lay["wbits"],
+            "abits": lay["abits"],
+            "in_bits": in_bits[i],
+            "macs": macs[i],
+            "params": params[i],
+            "bitops": bitops[i],
+            "density": density[i],
+            "spike_rate": rate[i],
+        }
+        for i, lay in enumerate(arch["layers"])
+    ]
+
+
+def _json_cell(v: Any) -> str | None:
+    return None if v is None else json.dumps(v, sort_keys=True, default=str)
+
+
+def flatten_for_csv(table: pa.Table) -> pa.Table:
+    """``table`` with every nested column (lists, structs) as a JSON string column."""
+    arrays, fields = [], []
+    for f, col in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_nested(f.type):
+            col = pa.array([_json_cell(v) for v in col.to_pylist()], type=pa.string())
+            f = pa.field(f.name, pa.string())
+        arrays.append(col)
+        fields.append(f)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+def write_parquet(table: pa.Table, path: str | Path) -> None:
+    """Write ``table`` as Parquet (the schema, nested columns included, is kept as is)."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path)
+
+
+def write_csv(table: pa.Table, path: str | Path) -> None:
+    """Write ``table`` as CSV: one line per trial, nested columns as JSON strings, empty cells
+    for nulls (integer columns stay integers)."""
+    import pandas as pd
+
+    # pandas, not pyarrow.csv: pyarrow quotes every header name
+    flatten_for_csv(table).to_pandas(types_mapper=pd.ArrowDtype).to_csv(path, index=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bitnas.errors import BudgetError
 from bitnas.evaluators._base import Evaluator
@@ -11,6 +12,9 @@ from bitnas.spaces._base import SearchSpace
 from bitnas.spaces.architecture import Architecture
 from bitnas.spaces.budget import Budget
 from bitnas.spaces.cost import bitops
+
+if TYPE_CHECKING:
+    from optuna.artifacts._protocol import ArtifactStore
 
 __all__ = ["OBJECTIVE_COST", "Problem"]
 
@@ -24,6 +28,8 @@ class Problem:
 
     ``cost`` is any function of the architecture (default: dense BitOps); it is both the
     second objective and what the budget caps. ``seed`` seeds every trial's training.
+    ``artifacts``: an ``optuna.artifacts`` store that receives each trial's architecture JSON
+    (written by the driver, never by workers); None writes none.
     """
 
     space: SearchSpace
@@ -31,6 +37,7 @@ class Problem:
     budget: Budget = field(default_factory=Budget)
     cost: Callable[[Architecture], float] = bitops
     seed: int = 0
+    artifacts: ArtifactStore | None = None
 
     @property
     def metric_names(self) -> list[str]:

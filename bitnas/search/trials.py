@@ -29,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bitnas.errors import BudgetError
 from bitnas.evaluators._base import EvalResult
+from bitnas.search.artifacts import upload_architecture
 from bitnas.search.problem import Problem
 from bitnas.spaces.architecture import Architecture
 from bitnas.spaces.budget import Budget
@@ -179,11 +180,31 @@ def _record_architecture(
     trial.set_user_attr("weight_bits", breakdown.weight_bits)
     trial.set_user_attr("depth", arch.depth)
     trial.set_user_attr("timesteps", arch.timesteps)
+    # flat per-layer views, readable in optuna-dashboard's trial table
+    trial.set_user_attr("widths", list(arch.widths))
+    trial.set_user_attr("wbits", list(arch.wbits))
+    trial.set_user_attr("abits", list(arch.abits))
     if budget.bitops is not None:
         trial.set_user_attr("budget_bitops", budget.bitops)
     if policy is not None:
         trial.set_user_attr("layer_policy", policy)
     trial.set_user_attr("energy_pj", energy(arch).total_pj)
+
+
+#: The system attribute where Optuna < 4 kept a trial's constraint values (a list), the only
+#: record optuna-dashboard 0.21 reads to tell feasible from infeasible trials.
+LEGACY_CONSTRAINTS_KEY = "constraints"
+
+
+def _set_legacy_constraint(trial: optuna.trial.Trial, excess: float) -> None:
+    """Record the budget constraint a second time, in the legacy list form, so that
+    optuna-dashboard shows over-budget trials as infeasible.
+
+    Optuna 5 reads both forms into ``trial.constraints`` ({"0": x, "bitops_over_budget": x}):
+    every trial of a bitnas study then carries its excess twice, which leaves feasibility and
+    every sampler's ranking of trials unchanged (TPE and NSGA-II compare sums of violations).
+    """
+    trial.storage.set_trial_system_attr(trial._trial_id, LEGACY_CONSTRAINTS_KEY, [excess])
 
 
 def _feasible_draw(problem: Problem, seed: int) -> dict[str, Any]:
@@ -231,6 +252,11 @@ def propose(
         _record_architecture(trial, arch, budget, problem.space.layer_policy())
         if budget.bitops is not None:
             trial.set_constraint(Budget.CONSTRAINT, budget.excess(cost))
+            _set_legacy_constraint(trial, budget.excess(cost))
+        # the dashboard draws feasibility only for trials with values; rejected trials have none
+        trial.set_user_attr("feasible", budget.allows(cost))
+        if problem.artifacts is not None:
+            upload_architecture(problem.artifacts, trial, arch)
         if budget.allows(cost):
             dup = (seen or {}).get(arch.key())
             return Proposal(trial, arch, cost, dup)

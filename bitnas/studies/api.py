@@ -9,6 +9,7 @@ result.study                     # the optuna.Study in its storage
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from bitnas.search import (
 from bitnas.search.storage import study_names
 from bitnas.studies.loader import load_spec
 from bitnas.studies.spec import StudySpec
+from bitnas.studies.study_artifacts import refresh_study_artifacts, store_for
 
 __all__ = ["SPEC_ATTR", "StudyResult", "open_result", "run"]
 
@@ -111,7 +113,8 @@ def run(
     spec = spec.with_ray(address=address, max_concurrent=max_concurrent)
     _check_job_storage(spec.study.storage, backend)
     st = spec.study
-    problem = spec.problem()
+    artifacts = store_for(st.storage, st.artifacts)
+    problem = dataclasses.replace(spec.problem(), artifacts=artifacts)
     store = open_storage(st.storage)
     # Seed the sampler from the study seed *and* the trials already stored, so a resumed run
     # continues the sequence instead of replaying its first proposals.
@@ -143,6 +146,8 @@ def run(
     missing = max(0, st.trials - finished)
     options = {"settings": spec.ray} if backend == "ray" else {}
     added = optimize(study, problem, missing, backend=backend, progress=progress, **options)
+    if artifacts is not None:
+        refresh_study_artifacts(study, artifacts, budget=spec.budget.bitops)
     return StudyResult(study=study, storage_url=st.storage, spec=spec, added=added)
 
 

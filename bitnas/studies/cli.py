@@ -1,4 +1,4 @@
-"""The ``bitnas`` command line: run, pareto, export, cost."""
+"""The ``bitnas`` command line: run, pareto, export, cost, dashboard."""
 
 from __future__ import annotations
 
@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--csv", metavar="OUT", help="CSV file to write")
     _add_storage(e)
 
+    d = sub.add_parser("dashboard", help="review stored studies in optuna-dashboard")
+    d.add_argument("target", help="study file (TOML), storage URL, or SQLite file")
+    d.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    d.add_argument("--port", type=int, default=8080, help="port (8080; 0: any free port)")
+    d.add_argument("--artifacts", metavar="DIR", help="artifact folder (default: the study's)")
+    _add_storage(d)
+
     c = sub.add_parser("cost", help="size and cost range of a study's space, share within budget")
     c.add_argument("file", help="study file (TOML)")
     _add_storage(c)
@@ -126,6 +133,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from bitnas.errors import ExportError, SpecError
+    from bitnas.search.export import write_csv, write_parquet
     from bitnas.studies.api import open_result
 
     if not args.parquet and not args.csv:
@@ -137,12 +145,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             continue
         try:
             Path(out).parent.mkdir(parents=True, exist_ok=True)
-            if fmt == "parquet":
-                import pyarrow.parquet as pq
-
-                pq.write_table(table, out)
-            else:
-                table.to_pandas().to_csv(out, index=False)
+            write = write_parquet if fmt == "parquet" else write_csv
+            write(table, out)
         except OSError as e:
             raise ExportError(f"cannot write --{fmt} {out}: {e.strerror or e}") from None
         print(f"wrote {table.num_rows} trials to {out}")
@@ -209,12 +213,21 @@ def _cmd_bench_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from bitnas.studies.dashboard import resolve_target, serve
+
+    target = resolve_target(args.target, storage=args.storage, artifacts=args.artifacts)
+    serve(target, host=args.host, port=args.port)
+    return 0
+
+
 COMMANDS = {
     "run": _cmd_run,
     "pareto": _cmd_pareto,
     "export": _cmd_export,
     "cost": _cmd_cost,
     "bench-table": _cmd_bench_table,
+    "dashboard": _cmd_dashboard,
 }
 
 

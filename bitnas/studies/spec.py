@@ -31,13 +31,15 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 @dataclass(frozen=True)
 class StudySection:
-    """[study]: the study's name, storage, target trial count, sampler and seed."""
+    """[study]: the study's name, storage, target trial count, sampler and seed; ``artifacts``
+    is the folder for its artifacts ("": beside the storage, see bitnas.search.artifacts)."""
 
     name: str
     storage: str = ""
     trials: int = 40
     sampler: str = "tpe"
     seed: int = 0
+    artifacts: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -64,6 +66,11 @@ class StudySection:
         s = self.seed
         if isinstance(s, bool) or not isinstance(s, int) or s < 0:
             raise SpecError(f"`seed` must be an integer >= 0, got {s!r}", field="seed")
+        if not isinstance(self.artifacts, str):
+            raise SpecError(
+                f"`artifacts` must be a folder path (a string), got {self.artifacts!r}",
+                field="artifacts",
+            )
 
 
 def _check_keys(section: str, table: Mapping[str, Any], allowed: list[str]) -> None:
