@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bitnas.search.pareto import dominates, pareto_mask
 
@@ -29,3 +30,37 @@ def test_front_members_do_not_dominate_each_other():
         assert not any(dominates(b, a, MAXMIN) for b in pts)
     for i in np.flatnonzero(~mask):
         assert any(dominates(b, pts[i], MAXMIN) for b in front)
+
+
+# -- hypervolume ------------------------------------------------------------------------------
+
+
+def test_hypervolume_of_hand_computed_fronts():
+    from bitnas.search.pareto import hypervolume
+
+    # maximise accuracy, minimise cost; reference (0, 10)
+    pts = [(0.5, 2.0), (0.8, 6.0)]
+    # union of [2,10]x[0,0.5] and [6,10]x[0,0.8] = 8*0.5 + 4*0.3
+    assert hypervolume(pts, [0.0, 10.0], MAXMIN) == pytest.approx(4.0 + 1.2)
+    # a dominated point and one beyond the reference add nothing
+    more = [*pts, (0.4, 7.0), (0.99, 11.0)]
+    assert hypervolume(more, [0.0, 10.0], MAXMIN) == pytest.approx(5.2)
+    assert hypervolume([], [0.0, 10.0], MAXMIN) == 0.0
+    # three objectives, all minimised: a unit-cube corner box
+    assert hypervolume(
+        [(0.0, 0.0, 0.5), (0.5, 0.5, 0.0)], [1.0, 1.0, 1.0], ["minimize"] * 3
+    ) == pytest.approx(0.5 + 0.25 - 0.125)
+
+
+def test_front_hypervolume_uses_the_documented_reference():
+    from bitnas.search.pareto import front_hypervolume
+
+    # cost on log axis: 1 -> 0, 100 -> 1 (budget); 10 -> 0.5
+    assert front_hypervolume([0.9], [10.0], budget=100.0, cost_min=1.0) == pytest.approx(0.45)
+    assert front_hypervolume([1.0], [1.0], budget=100.0, cost_min=1.0) == pytest.approx(1.0)
+    # a point at or over the budget contributes nothing
+    assert front_hypervolume([0.99], [100.0], budget=100.0, cost_min=1.0) == 0.0
+    two = front_hypervolume([0.5, 0.9], [1.0, 10.0], budget=100.0, cost_min=1.0)
+    assert two == pytest.approx(0.5 * 0.5 + 0.9 * 0.5)
+    with pytest.raises(ValueError, match="cost_min"):
+        front_hypervolume([0.5], [1.0], budget=1.0, cost_min=1.0)

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, IntDistribution
+
+from bitnas.evaluators import CallableEvaluator, EvalResult
+from bitnas.search import Problem, make_sampler, optimize
+from bitnas.search.known_cost import (
+    KnownCostSampler,
+    expected_improvement_2d,
+    front_segments,
+)
+from bitnas.search.pareto import front_hypervolume
+from bitnas.search.trials import ATTR_DUPLICATE, ATTR_KEY, ATTR_REJECTED
+from bitnas.spaces import Budget, bitops
+from tests.conftest import small_space, synthetic_accuracy
+
+SPACE = {
+    "width": IntDistribution(8, 64, step=8),
+    "bits": CategoricalDistribution([1, 2, 4, 8]),
+    "act": CategoricalDistribution(["relu", "spike"]),
+}
+
+
+def _cost(p):
+    return p["width"] * p["bits"] * (2 if p["act"] == "spike" else 1)
+
+
+def _acc(p):
+    return 1 - 1 / (1 + 0.02 * p["width"] * math.log2(1 + p["bits"])) - 0.05 * (p["act"] == "relu")
+
+
+def _objective(trial):
+    p = {
+        "width": trial.suggest_int("width", 8, 64, step=8),
+        "bits": trial.suggest_categorical("bits", [1, 2, 4, 8]),
+        "act": trial.suggest_categorical("act", ["relu", "spike"]),
+    }
+    return _acc(p), _cost(p)
+
+
+def test_front_segments_and_closed_form_ehvi():
+    edges, best = front_segments([0.5, 0.2, 0.7], [0.6, 0.4, 0.5], reference=0.0)
+    # staircase: 0 until 0.2, 0.4 until 0.5, then 0.6 (0.7's 0.5 is dominated)
+    assert edges.tolist() == [0.0, 0.2, 0.5, 1.0]
+    assert best.tolist() == [0.0, 0.4, 0.6]
+    # with no uncertainty, the improvement is the area the new point adds
+    gain = expected_improvement_2d(np.array([0.1]), np.array([0.5]), np.array([1e-9]), edges, best)
+    assert gain[0] == pytest.approx(0.1 * 0.5 + 0.3 * 0.1)
+    # with uncertainty it equals the Monte Carlo mean of the improvement
+    rng = np.random.default_rng(0)
+    mu, sd, x = 0.45, 0.1, 0.3
+    draws = rng.normal(mu, sd, 400_000)
+    mc = (0.2 * np.maximum(0, draws - 0.4) + 0.5 * np.maximum(0, draws - 0.6)).mean()
+    exact = expected_improvement_2d(np.array([x]), np.array([mu]), np.array([sd]), edges, best)
+    assert exact[0] == pytest.approx(mc, rel=0.01)
+
+
+def test_any_optuna_study_within_budget_without_duplicates():
+    budget = 160
+    sampler = KnownCostSampler(cost=_cost, budget=budget, search_space=SPACE, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    feasible = [
+        p
+        for p in (
+            dict(width=w, bits=b, act=a)
+            for w, b, a in itertools.product(range(8, 65, 8), [1, 2, 4, 8], ["relu", "spike"])
+        )
+        if _cost(p) <= budget
+    ]
+    n = len(feasible)
+    study.optimize(_objective, n_trials=n)
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == n  # no duplicate: every feasible point exactly once
+    assert all(_cost(t.params) <= budget for t in study.trials)  # nothing over budget
+    assert n > 20
+
+
+def test_finds_the_true_front_faster_than_random():
+    budget = 160
+    cands = [
+        dict(width=w, bits=b, act=a)
+        for w, b, a in itertools.product(range(8, 65, 8), [1, 2, 4, 8], ["relu", "spike"])
+    ]
+    feas = [p for p in cands if _cost(p) <= budget]
+    lo = min(_cost(p) for p in feas)
+    truth = front_hypervolume(
+        [_acc(p) for p in feas], [_cost(p) for p in feas], budget=budget, cost_min=lo
+    )
+
+    def trials_to_99(sampler):
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        seen: set = set()
+        acc, cost = [], []
+        for _ in range(200):
+            t = study.ask()
+            p = {
+                "width": t.suggest_int("width", 8, 64, step=8),
+                "bits": t.suggest_categorical("bits", [1, 2, 4, 8]),
+                "act": t.suggest_categorical("act", ["relu", "spike"]),
+            }
+            study.tell(t, [_acc(p), _cost(p)])
+            key = tuple(sorted(p.items()))
+            if key in seen or _cost(p) > budget:
+                continue  # duplicates and over-budget points cost no training in bitnas
+            seen.add(key)
+            acc.append(_acc(p))
+            cost.append(_cost(p))
+            if front_hypervolume(acc, cost, budget=budget, cost_min=lo) >= 0.99 * truth:
+                return len(acc)
+        return len(feas) + 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kc = [
+            trials_to_99(KnownCostSampler(_cost, budget, search_space=SPACE, seed=s))
+            for s in range(3)
+        ]
+        rnd = [trials_to_99(optuna.samplers.RandomSampler(seed=s)) for s in range(3)]
+    assert np.mean(kc) < 0.6 * np.mean(rnd), (kc, rnd)
+
+
+def test_running_trials_are_not_proposed_again():
+    sampler = KnownCostSampler(
+        cost=_cost, budget=160, search_space=SPACE, seed=1, n_startup_trials=2
+    )
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(_objective, n_trials=4)
+    running = [study.ask() for _ in range(5)]  # asked in parallel, not told yet
+    got = [_objective(t) and tuple(sorted(t.params.items())) for t in running]
+    done = {tuple(sorted(t.params.items())) for t in study.trials if t.state.is_finished()}
+    assert len(set(got)) == 5 and not set(got) & done
+
+
+def test_exhausted_space_falls_back_with_a_warning():
+    space = {"w": IntDistribution(1, 3)}
+    sampler = KnownCostSampler(cost=lambda p: p["w"], budget=2, search_space=space, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(lambda t: (t.suggest_int("w", 1, 3), t.params["w"]), n_trials=2)
+    assert sorted(t.params["w"] for t in study.trials) == [1, 2]
+    with pytest.warns(UserWarning, match="every feasible candidate"):
+        study.optimize(lambda t: (t.suggest_int("w", 1, 3), t.params["w"]), n_trials=1)
+
+
+def test_refuses_an_infinite_space_and_an_empty_budget():
+    with pytest.raises(ValueError, match="finite"):
+        KnownCostSampler(
+            cost=lambda p: 1.0, search_space={"x": optuna.distributions.FloatDistribution(0, 1)}
+        )
+    with pytest.raises(ValueError, match="no candidate within the budget"):
+        KnownCostSampler(cost=_cost, budget=1, search_space=SPACE)
+
+
+def test_bitnas_problem_never_rejected_nor_duplicated():
+    space = small_space(depth=(1, 2), width=(16, 32), wbits=(2, 8), abits=(1, 4), timesteps=(1, 4))
+    costs = sorted(bitops(a) for a in space.grid())
+    budget = Budget(bitops=costs[len(costs) // 2])
+
+    def fn(arch, *, seed, report):
+        return EvalResult(metrics={"val_accuracy": synthetic_accuracy(arch)})
+
+    problem = Problem(space=space, evaluator=CallableEvaluator(fn), budget=budget, seed=0)
+    study = optuna.create_study(
+        directions=problem.directions, sampler=make_sampler("known-cost", 0, problem)
+    )
+    feasible = sum(1 for c in costs if c <= budget.bitops)
+    optimize(study, problem, min(30, feasible), progress=False)
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if ATTR_REJECTED in t.user_attrs]
+    assert not [t for t in trials if ATTR_DUPLICATE in t.user_attrs]
+    keys = [t.user_attrs[ATTR_KEY] for t in trials]
+    assert len(keys) == len(set(keys)) == min(30, feasible)
+
+
+def test_make_sampler_needs_the_problem():
+    from bitnas.errors import SpecError
+
+    with pytest.raises(SpecError, match="needs the search problem"):
+        make_sampler("known-cost", 0)
