@@ -149,6 +149,25 @@ def summarise(runs: list[dict[str, Any]], truth: float, trials: int) -> dict[str
     return out
 
 
+def markdown(summary: dict[str, Any], trials: int) -> str:
+    """The summary as a Markdown table (means +- sd over seeds)."""
+    lines = [
+        "| sampler | trials to 95% HV | trials to 99% HV | HV at 25 | HV at 50 "
+        "| over-budget proposals | repeated proposals | s / study |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in summary.items():
+        cells = []
+        for t in ("to_95", "to_99"):
+            c = r[t]
+            miss = f" ({c['not_reached']} seeds > {trials})" if c["not_reached"] else ""
+            cells.append(f"{c['mean']:.1f} ± {c['sd']:.1f}{miss}")
+        cells += [f"{r.get('ratio_at_25', float('nan')):.3f}", f"{r.get('ratio_at_50', 0):.3f}"]
+        cells += [str(r["rejected"]), str(r["duplicates"]), f"{r['seconds_per_study']:.1f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(runs: list[dict[str, Any]], truth: float, trials: int, out: Path, title: str) -> None:
     import matplotlib
 
@@ -187,7 +206,18 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=150)
     ap.add_argument("--out", type=Path, help="JSON with every run and the summary")
     ap.add_argument("--plot", type=Path, help="PNG of mean ratio vs trials")
+    ap.add_argument(
+        "--from-json", type=Path, help="re-render the table and plot of an earlier --out"
+    )
     args = ap.parse_args()
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+        print(markdown(data["summary"], data["trials"]))
+        if args.plot:
+            seeds = max(r["seed"] for r in data["runs"]) + 1
+            title = f"{data['table']}: mean over {seeds} seeds"
+            plot(data["runs"], data["true_hv"], data["trials"], args.plot, title)
+        return 0
     optuna.logging.set_verbosity(logging.ERROR)
     warnings.filterwarnings("ignore")
     spec_path = HERE / "tables" / f"{args.table}.toml"
@@ -210,7 +240,7 @@ def main() -> int:
                 file=sys.stderr,
             )
     summary = summarise(runs, truth, args.trials)
-    print(json.dumps(summary, indent=1))
+    print(markdown(summary, args.trials))
     if args.out:
         args.out.write_text(
             json.dumps(
