@@ -198,7 +198,7 @@ def test_study_file_selects_and_configures_the_stopper(tmp_path):
 
     spec = StudySpec.from_dict(tomllib.loads(text), source="s.toml")
     assert spec.problem().stopper == ParetoStopper(margin=0.05, min_dominating=1)
-    assert spec.to_dict()["stopper"] == {"min_epochs": 3, "margin": 0.05, "min_dominating": 1}
+    assert spec.to_dict()["stopper"] == {"min_epochs": 2, "margin": 0.05, "min_dominating": 1}
     assert spec.replace(stopper="none").problem().stopper == NoStopper()
     bad = tomllib.loads(text.replace("margin = 0.05", "margin = 2"))
     with pytest.raises(SpecError, match=r"`margin` must be .* got 2 \(in \[stopper\] of s.toml\)"):
