@@ -13,6 +13,7 @@ from bitnas.search.pareto import dominates, pareto_mask
 from bitnas.search.problem import OBJECTIVE_COST, Problem
 from bitnas.search.raytune import RaySettings, run_ray
 from bitnas.search.samplers import SAMPLERS, make_sampler
+from bitnas.search.stopping import STOPPERS, ParetoStopper, Stopper, make_stopper
 from bitnas.search.storage import create_or_load_study, load_study, open_storage
 from bitnas.search.trials import close_abandoned, counts
 
@@ -47,13 +48,17 @@ __all__ = [
     "OBJECTIVE_COST",
     "RaySettings",
     "SAMPLERS",
+    "STOPPERS",
+    "ParetoStopper",
     "Problem",
+    "Stopper",
     "counts",
     "create_or_load_study",
     "dominates",
     "front_trials",
     "load_study",
     "make_sampler",
+    "make_stopper",
     "open_storage",
     "optimize",
     "pareto_mask",

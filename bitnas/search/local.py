@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import optuna
@@ -10,7 +11,10 @@ from optuna.trial import TrialState
 from bitnas.errors import EvaluationError, SpecError
 from bitnas.search.problem import Problem
 from bitnas.search.progress import Progress
+from bitnas.search.stopping import Reference, references
 from bitnas.search.trials import (
+    ATTR_STOPPED,
+    Proposal,
     counts,
     evaluated_keys,
     propose,
@@ -52,14 +56,37 @@ def run_local(
                 continue
             duplicates = 0
             curve: list[float] = []
+            stopped: list[str] = []
+            # the study's completed trials as this trial starts: what the stopper compares with
+            refs = (
+                references(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+                if problem.stopper.active
+                else []
+            )
 
-            def report(step: int, metrics: Mapping[str, float], curve: list[float] = curve) -> bool:
-                curve.append(float(metrics.get(problem.evaluator.objective, float("nan"))))
-                return False
+            def report(
+                step: int,
+                metrics: Mapping[str, float],
+                p: Proposal = p,
+                curve: list[float] = curve,
+                stopped: list[str] = stopped,
+                refs: list[Reference] = refs,
+            ) -> bool:
+                v = float(metrics.get(problem.evaluator.objective, math.nan))
+                curve.append(v)
+                # Optuna's trial.report refuses multi-objective studies; the storage call does
+                # not, and the dashboard and samplers read the curve from there
+                p.trial.storage.set_trial_intermediate_value(p.trial._trial_id, step, v)
+                why = problem.stopper.stop_reason(step, curve, p.cost, refs)
+                if why is not None:
+                    stopped.append(why)
+                return why is not None
 
             try:
                 result = problem.evaluator.evaluate(p.arch, seed=problem.seed, report=report)
                 p.trial.set_user_attr("curve", curve)
+                if stopped and result.stopped:
+                    p.trial.set_user_attr(ATTR_STOPPED, stopped[-1])
                 ft = tell_result(study, problem, p, result)
             except (KeyboardInterrupt, SpecError) as e:
                 tell_failure(study, p, e)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from bitnas.errors import BudgetError
 from bitnas.evaluators._base import Evaluator
+from bitnas.search.stopping import NoStopper, Stopper
 from bitnas.spaces._base import SearchSpace
 from bitnas.spaces.architecture import Architecture
 from bitnas.spaces.budget import Budget
@@ -29,7 +30,8 @@ class Problem:
     ``cost`` is any function of the architecture (default: dense BitOps); it is both the
     second objective and what the budget caps. ``seed`` seeds every trial's training.
     ``artifacts``: an ``optuna.artifacts`` store that receives each trial's architecture JSON
-    (written by the driver, never by workers); None writes none.
+    (written by the driver, never by workers); None writes none. ``stopper`` decides after
+    each epoch whether a trial is worth finishing (``bitnas.search.stopping``; default: never).
     """
 
     space: SearchSpace
@@ -38,6 +40,7 @@ class Problem:
     cost: Callable[[Architecture], float] = bitops
     seed: int = 0
     artifacts: ArtifactStore | None = None
+    stopper: Stopper = field(default_factory=NoStopper)
 
     @property
     def metric_names(self) -> list[str]:

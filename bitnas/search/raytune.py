@@ -10,6 +10,16 @@ and without a concurrency limit runs one trial at a time.
 Only the driver touches the storage (the searcher runs in the Tune controller, in the driver's
 process): workers receive an architecture and send back metrics. So a SQLite file on the
 driver's disk works for a whole cluster; several drivers on one study need a database URL.
+
+Early stopping (``Problem.stopper``) is decided in the driver too, by a Tune scheduler
+(``_StopperScheduler``): every epoch a worker reports reaches the controller before the
+worker may go on (a function trainable's ``tune.report`` blocks until the controller asks for
+the next result, and this scheduler turns result buffering off), so the scheduler records the
+epoch as the trial's intermediate value and asks the stopper with the study's completed trials
+as they are at that moment, read from the storage after each trial finishes. A STOP ends the
+worker at that epoch, and the trial is told PRUNED. Workers thus never read the storage (a
+SQLite file on the driver's disk still serves a cluster), and nothing is decided on a stale
+snapshot shipped with the trial's config.
 """
 
 from __future__ import annotations
@@ -32,7 +42,9 @@ from bitnas.evaluators._base import EvalResult, Evaluator
 from bitnas.search.local import MAX_CONSECUTIVE_DUPLICATES, MAX_CONSECUTIVE_FAILURES
 from bitnas.search.problem import Problem
 from bitnas.search.progress import Progress
+from bitnas.search.stopping import Reference, references
 from bitnas.search.trials import (
+    ATTR_STOPPED,
     Proposal,
     counts,
     evaluated_keys,
@@ -142,6 +154,14 @@ def _searcher_class() -> type:
             self.exhausted = False
             self.fatal: str | None = None
             self._curves: dict[str, dict[int, float]] = {}
+            self._stopped: dict[str, str] = {}
+            self.references: list[Reference] = []
+            self._refresh_references()
+
+        def _refresh_references(self) -> None:
+            if self.problem.stopper.active:
+                done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                self.references = references(done)
 
         def busy(self) -> bool:
             return bool(self.pending or self.held or self.requeued or self.errored)
@@ -180,11 +200,34 @@ def _searcher_class() -> type:
             return {"arch": p.arch.to_json(), "number": p.trial.number}
 
         def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+            self._record(trial_id, result)
+
+        def _record(self, trial_id: str, result: dict[str, Any]) -> int | None:
+            """Keep an epoch's objective (in the curve and as the trial's intermediate
+            value); returns the epoch, None for a result that is not an epoch report."""
             objective = self.problem.evaluator.objective
-            if trial_id in self.pending and objective in result and "bitnas_result" not in result:
-                # keyed by epoch: a retried trial reports its epochs again
-                curve = self._curves.setdefault(trial_id, {})
-                curve[int(result.get("epoch", len(curve) + 1))] = float(result[objective])
+            p = self.pending.get(trial_id)
+            if p is None or objective not in result or "bitnas_result" in result:
+                return None
+            # keyed by epoch: a retried trial reports its epochs again
+            curve = self._curves.setdefault(trial_id, {})
+            step = int(result.get("epoch", len(curve) + 1))
+            curve[step] = float(result[objective])
+            p.trial.storage.set_trial_intermediate_value(p.trial._trial_id, step, curve[step])
+            return step
+
+        def should_stop(self, trial_id: str, result: dict[str, Any]) -> bool:
+            """Record an epoch result and ask the stopper (called by ``_StopperScheduler``)."""
+            step = self._record(trial_id, result)
+            if step is None or not self.problem.stopper.active:
+                return False
+            curve = self._curves[trial_id]
+            values = [curve.get(e, float("nan")) for e in range(1, step + 1)]
+            cost = self.pending[trial_id].cost
+            why = self.problem.stopper.stop_reason(step, values, cost, self.references)
+            if why is not None:
+                self._stopped[trial_id] = why
+            return why is not None
 
         def on_trial_complete(
             self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -216,8 +259,12 @@ def _searcher_class() -> type:
                 ft = tell_failure(self.study, p, _RemoteFailure(result["bitnas_error"]))
             elif error:
                 ft = tell_failure(self.study, p, _RemoteFailure("the trial's Ray worker failed"))
-            else:  # stopped by a Tune scheduler before the evaluator returned
+            else:  # stopped by a Tune scheduler (the stopper) before the evaluator returned
+                epochs = len(self._curves.get(trial_id, {}))
                 self._set_curve(trial_id, p)
+                p.trial.set_user_attr("epochs", epochs)
+                if trial_id in self._stopped:
+                    p.trial.set_user_attr(ATTR_STOPPED, self._stopped.pop(trial_id))
                 ft = self.study.tell(p.trial, state=TrialState.PRUNED)
             self._finished(p, ft)
 
@@ -233,6 +280,8 @@ def _searcher_class() -> type:
 
         def _finished(self, p: Proposal, ft: optuna.trial.FrozenTrial) -> None:
             self.progress.update(ft)
+            if ft.state == TrialState.COMPLETE:
+                self._refresh_references()
             twins = self.held.pop(p.arch.key(), [])
             if ft.state == TrialState.COMPLETE:
                 self.seen.setdefault(p.arch.key(), ft)
@@ -274,6 +323,26 @@ def _searcher_class() -> type:
             return {"n_trials": self.n_trials, "done": self.done}
 
     return BitnasSearcher
+
+
+def _stopper_scheduler(searcher: Any) -> Any:
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    class _StopperScheduler(FIFOScheduler):
+        """Runs trials in order (FIFO) and stops those the study's stopper gives up on."""
+
+        # each epoch must reach the stopper before the worker trains the next one
+        _supports_buffered_results = False
+
+        def __init__(self) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+            if searcher.should_stop(trial.trial_id, result):
+                return str(TrialScheduler.STOP)
+            return str(TrialScheduler.CONTINUE)
+
+    return _StopperScheduler()
 
 
 def _error_callback(searcher: Any) -> Any:
@@ -412,6 +481,7 @@ def run_ray(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
+                scheduler=_stopper_scheduler(searcher),
                 num_samples=-1,
                 max_concurrent_trials=limit,
                 reuse_actors=True,

@@ -3,9 +3,10 @@ records directly (the old ``constraints_func`` argument is deprecated in Optuna 
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bitnas._registry import Registry
 
@@ -28,14 +29,61 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+class _PrunedCurvesHidden:
+    """A view of a study whose PRUNED trials carry no intermediate values (see ``_tpe``)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(self, *args: Any, **kwargs: Any) -> list[optuna.trial.FrozenTrial]:
+        from optuna.trial import TrialState
+
+        trials: list[optuna.trial.FrozenTrial] = self._study._get_trials(*args, **kwargs)
+        return [
+            _without_curve(t) if t.state == TrialState.PRUNED and t.intermediate_values else t
+            for t in trials
+        ]
+
+
+def _without_curve(t: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+    t = copy.copy(t)
+    t.intermediate_values = {}
+    return t
+
+
 @SAMPLERS.register("tpe")
 def _tpe(seed: int, problem: Problem | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     _quiet()
+
+    class TPE(optuna.samplers.TPESampler):
+        """Optuna's TPE, able to sample in a multi-objective study with early-stopped trials.
+
+        Optuna 5's TPE ranks a PRUNED trial by its last intermediate value through
+        ``study.direction``, which raises in a multi-objective study; bitnas records the
+        curve of every trial as intermediate values, so TPE is shown PRUNED trials without
+        them (ranked together, after the completed ones, as TPE ranks pruned trials with no
+        curve).
+        """
+
+        def _sample(
+            self,
+            study: optuna.Study,
+            trial: optuna.trial.FrozenTrial,
+            search_space: dict[str, Any],
+        ) -> dict[str, Any]:
+            if len(study.directions) > 1:
+                study = _PrunedCurvesHidden(study)  # type: ignore[assignment]
+            out: dict[str, Any] = super()._sample(study, trial, search_space)
+            return out
+
     # multivariate + group models the conditional per-layer parameters jointly, which needs
     # far fewer trials than independent TPE on NAS spaces.
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    return TPE(seed=seed, multivariate=True, group=True)
 
 
 @SAMPLERS.register("nsga2")

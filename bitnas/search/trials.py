@@ -39,6 +39,7 @@ from bitnas.spaces.energy import ENERGY_MODEL, energy
 __all__ = [
     "ATTR_ARCH",
     "ATTR_REJECTED",
+    "ATTR_STOPPED",
     "Proposal",
     "counts",
     "evaluated_keys",
@@ -53,6 +54,8 @@ ATTR_KEY = "arch_key"
 ATTR_REJECTED = "rejected"
 ATTR_ERROR = "error"
 ATTR_DUPLICATE = "duplicate_of"
+#: Why an early stopper stopped the trial (it then ends PRUNED, bitnas.search.stopping).
+ATTR_STOPPED = "stopped"
 
 #: After this many over-budget proposals in a row, the next trial is a uniformly drawn
 #: feasible architecture. Samplers that model only COMPLETE trials (GP, QMC) never learn from
@@ -324,6 +327,8 @@ def tell_duplicate(study: optuna.Study, p: Proposal) -> FrozenTrial:
     for k in MEASURED_ATTRS:
         if k in src.user_attrs:
             p.trial.set_user_attr(k, src.user_attrs[k])
+    for step, v in src.intermediate_values.items():
+        p.trial.storage.set_trial_intermediate_value(p.trial._trial_id, step, v)
     p.trial.set_user_attr(ATTR_DUPLICATE, src.number)
     return study.tell(p.trial, list(src.values))
 

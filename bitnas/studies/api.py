@@ -30,6 +30,7 @@ from bitnas.search import (
     trials_table,
 )
 from bitnas.search.storage import study_names
+from bitnas.search.warm_start import WarmStart, enqueue_front
 from bitnas.studies.loader import load_spec
 from bitnas.studies.spec import StudySpec
 from bitnas.studies.study_artifacts import refresh_study_artifacts, store_for
@@ -55,13 +56,15 @@ FRONT_COLUMNS = [
 class StudyResult:
     """A study in its storage, with views of its front and trials.
 
-    ``added`` counts what the last ``run`` call added (empty for an opened study).
+    ``added`` counts what the last ``run`` call added (empty for an opened study);
+    ``warm_start`` says what a warm start enqueued and skipped (None without one).
     """
 
     study: optuna.Study
     storage_url: str
     spec: StudySpec | None = None
     added: dict[str, int] = field(default_factory=dict)
+    warm_start: WarmStart | None = None
 
     def trials_table(self) -> pa.Table:
         """One row per trial (see ``bitnas.search.export.trials_table``)."""
@@ -99,15 +102,24 @@ def run(
     address: str | None = None,
     max_concurrent: int | None = None,
     progress: bool = True,
+    stopper: str | None = None,
+    warm_start: str | Path | None = None,
+    warm_start_storage: str | None = None,
 ) -> StudyResult:
     """Run ``spec`` (a StudySpec or a study file path) until its study holds ``trials``
     finished trials; a study already in the storage is continued, never restarted.
     ``backend="ray"`` runs the trials on Ray Tune with the study file's [ray] settings
-    (``address`` and ``max_concurrent`` override them)."""
+    (``address`` and ``max_concurrent`` override them). ``stopper`` overrides [study]
+    `stopper` ("none" switches early stopping off).
+
+    ``warm_start`` names an earlier study (its name, or its study file) whose feasible Pareto
+    front is enqueued before anything is sampled (``bitnas.search.warm_start``); it is looked
+    up in ``warm_start_storage``, by default this study's storage (for a study file: its own).
+    """
     _quiet_optuna()
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
-    spec = spec.replace(trials=trials, sampler=sampler, storage=storage, seed=seed)
+    spec = spec.replace(trials=trials, sampler=sampler, storage=storage, seed=seed, stopper=stopper)
     if backend != "ray" and (address is not None or max_concurrent is not None):
         raise SpecError("--address and --max-concurrent apply only with --backend ray")
     spec = spec.with_ray(address=address, max_concurrent=max_concurrent)
@@ -144,11 +156,25 @@ def run(
         study.set_user_attr("source", spec.source or "")
     finished = counts(study.get_trials(deepcopy=False))["finished"]
     missing = max(0, st.trials - finished)
+    warm = None
+    if warm_start is not None:
+        source = _warm_source(warm_start, warm_start_storage, st.storage)
+        warm = enqueue_front(study, problem, source, limit=missing)
     options = {"settings": spec.ray} if backend == "ray" else {}
     added = optimize(study, problem, missing, backend=backend, progress=progress, **options)
     if artifacts is not None:
         refresh_study_artifacts(study, artifacts, budget=spec.budget.bitops)
-    return StudyResult(study=study, storage_url=st.storage, spec=spec, added=added)
+    return StudyResult(study=study, storage_url=st.storage, spec=spec, added=added, warm_start=warm)
+
+
+def _warm_source(target: str | Path, storage: str | None, default: str) -> optuna.Study:
+    """The study to warm-start from: a study file (its storage unless ``storage``), or a study
+    name in ``storage`` (default: the running study's storage)."""
+    if str(target).endswith(".toml") or Path(target).is_file():
+        return open_result(target, storage=storage).study
+    if not str(target):
+        raise SpecError("--warm-start needs a study name or study file")
+    return open_result(str(target), storage=storage or default).study
 
 
 def _check_job_storage(url: str, backend: str) -> None:

@@ -52,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
         "--max-concurrent", type=int, metavar="N", help="with --backend ray: trials at once"
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--stopper", metavar="S", help="early stopper: pareto, or none (default: the study file's)"
+    )
+    r.add_argument(
+        "--warm-start",
+        metavar="STUDY",
+        help="first train the feasible Pareto front of this earlier study (name or study file)",
+    )
+    r.add_argument(
+        "--warm-start-storage",
+        metavar="URL",
+        help="storage of the --warm-start study (default: this study's storage)",
+    )
     _add_storage(r)
 
     p = sub.add_parser("pareto", help="print the feasible Pareto front of a stored study")
@@ -103,9 +116,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         address=args.address,
         max_concurrent=args.max_concurrent,
         progress=not args.no_progress,
+        stopper=args.stopper,
+        warm_start=args.warm_start,
+        warm_start_storage=args.warm_start_storage,
     )
     spec = result.spec
     assert spec is not None
+    if result.warm_start is not None:
+        print(result.warm_start.describe())
     print(
         f"study {spec.study.name!r} in {result.storage_url}: added "
         f"{format_counts(result.added)} in {time.perf_counter() - t0:.1f} s; "

@@ -21,6 +21,7 @@ from bitnas.evaluators.table import TableEvaluator
 from bitnas.search.problem import Problem
 from bitnas.search.raytune import RaySettings
 from bitnas.search.samplers import SAMPLERS
+from bitnas.search.stopping import STOPPERS, Stopper, make_stopper
 from bitnas.spaces import SPACES, Budget, SearchSpace
 from bitnas.spaces.architecture import NeuronSpec
 
@@ -32,7 +33,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 @dataclass(frozen=True)
 class StudySection:
     """[study]: the study's name, storage, target trial count, sampler and seed; ``artifacts``
-    is the folder for its artifacts ("": beside the storage, see bitnas.search.artifacts)."""
+    is the folder for its artifacts ("": beside the storage, see bitnas.search.artifacts);
+    ``stopper`` names the early stopper (parameters in [stopper]; "none": every trial trains
+    to the end)."""
 
     name: str
     storage: str = ""
@@ -40,6 +43,7 @@ class StudySection:
     sampler: str = "tpe"
     seed: int = 0
     artifacts: str = ""
+    stopper: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -70,6 +74,11 @@ class StudySection:
             raise SpecError(
                 f"`artifacts` must be a folder path (a string), got {self.artifacts!r}",
                 field="artifacts",
+            )
+        if self.stopper not in STOPPERS:
+            raise SpecError(
+                f"`stopper` must be one of {STOPPERS.names()}, got {self.stopper!r}",
+                field="stopper",
             )
 
 
@@ -129,6 +138,8 @@ class StudySpec:
     ray: RaySettings = field(default_factory=RaySettings)
     source: str | None = None
     table: TableSection = field(default_factory=TableSection)
+    #: [stopper]: parameters of the stopper named by [study] `stopper` (its defaults if empty)
+    stopper: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> StudySpec:
@@ -177,7 +188,18 @@ class StudySpec:
         train = plain("train", TrainSpec)
         ray = plain("ray", RaySettings)
         table = plain("table", TableSection)
-        return cls(study, data_spec, space, budget, train, ray, source, table)
+
+        def build_stopper(t: Mapping[str, Any]) -> dict[str, Any]:
+            if t and study.stopper == "none":
+                raise SpecError(
+                    f"[stopper] sets {', '.join(f'`{k}`' for k in t)} but [study] `stopper` is "
+                    '"none": set `stopper = "pareto"` in [study], or remove [stopper]'
+                )
+            make_stopper(study.stopper, t)  # validates names and values
+            return dict(t)
+
+        stopper = section("stopper", build_stopper)
+        return cls(study, data_spec, space, budget, train, ray, source, table, stopper)
 
     def _override(self, section: str, fields: dict[str, Any]) -> StudySpec:
         changes = {k: v for k, v in fields.items() if v is not None}
@@ -214,6 +236,8 @@ class StudySpec:
         }
         if self.table.path:  # absent otherwise, so studies stored before [table] still resume
             d["table"] = dataclasses.asdict(self.table)
+        if self.study.stopper != "none":
+            d["stopper"] = self.make_stopper().settings()
         normalised: dict[str, Any] = json.loads(json.dumps(d))
         return normalised
 
@@ -237,10 +261,24 @@ class StudySpec:
             return TableEvaluator(path=self.table.path)
         return TrainedEvaluator(data=self.data, train=self.train)
 
+    def make_stopper(self) -> Stopper:
+        """The early stopper [study] `stopper` names, with the [stopper] parameters."""
+        name = self.study.stopper
+        # [stopper] belongs to the stopper the file names; a command-line `--stopper none`
+        # switches it off without making those parameters an error
+        try:
+            return make_stopper(name, self.stopper if name != "none" else {})
+        except SpecError as e:
+            raise e.located(f"[stopper] of {self.source or 'the study spec'}") from None
+
     def problem(self) -> Problem:
         return Problem(
-            space=self.space, evaluator=self.evaluator(), budget=self.budget, seed=self.study.seed
+            space=self.space,
+            evaluator=self.evaluator(),
+            budget=self.budget,
+            seed=self.study.seed,
+            stopper=self.make_stopper(),
         )
 
 
-SECTIONS = ["study", "data", "space", "budget", "train", "ray", "table"]
+SECTIONS = ["study", "data", "space", "budget", "train", "ray", "table", "stopper"]

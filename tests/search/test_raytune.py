@@ -272,3 +272,35 @@ def test_study_submitted_as_a_ray_job_to_a_local_head(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+def test_stopper_on_ray_stops_dominated_trials_from_the_driver(tmp_path):
+    """The stopper decides in the driver (a Tune scheduler) with the study's completed trials:
+    dominated trials end PRUNED at the epoch of the decision, their curves stored."""
+    from bitnas.evaluators.table import TableEvaluator
+    from bitnas.search.stopping import ParetoStopper
+    from tests.conftest import write_curve_table
+    from tests.search.test_stopping import EPOCHS, two_level_curve
+
+    space = small_space()
+    path = write_curve_table(tmp_path / "t.parquet", space, two_level_curve)
+    problem = Problem(
+        space=space,
+        evaluator=TableEvaluator(path=str(path)),
+        budget=Budget(10_000_000),
+        stopper=ParetoStopper(min_epochs=2, margin=0.03, min_dominating=1),
+    )
+    study = study_for(problem)
+    settings = RaySettings(max_concurrent=2)
+    added = optimize(study, problem, 12, backend="ray", progress=False, settings=settings)
+    assert added["finished"] == 12
+    pruned = [t for t in study.get_trials() if t.state == TrialState.PRUNED]
+    assert pruned
+    for t in pruned:
+        epochs = t.user_attrs["epochs"]
+        assert t.user_attrs["depth"] == 2 and 2 <= epochs < EPOCHS
+        assert f"epoch {epochs} " in t.user_attrs["stopped"]
+        assert sorted(t.intermediate_values) == list(range(1, epochs + 1))
+        assert t.user_attrs["curve"] == list(t.intermediate_values.values())
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        assert len(t.intermediate_values) == EPOCHS

@@ -212,3 +212,30 @@ def test_kill_9_mid_study_then_the_same_command_resumes(tmp_path):
     assert len(abandoned) == 1
     trained = [r for r in rows if r["state"] == "COMPLETE" and r["duplicate_of"] is None]
     assert len(trained) == 6
+
+
+@pytest.mark.slow
+def test_run_with_stopper_and_warm_start_flags(tmp_path):
+    import tomllib
+
+    from bitnas.studies.spec import StudySpec
+    from tests.conftest import write_curve_table
+    from tests.search.test_stopping import two_level_curve
+
+    text = (
+        small_study_toml("one", bitops="1e9", epochs=1, storage=f"sqlite:///{tmp_path}/w.db")
+        + '[table]\npath = "t.parquet"\n'
+    )
+    (tmp_path / "one.toml").write_text(text)
+    (tmp_path / "two.toml").write_text(text.replace('name = "one"', 'name = "two"'))
+    space = StudySpec.from_dict(tomllib.loads(text)).space
+    write_curve_table(tmp_path / "t.parquet", space, two_level_curve)
+    one = bitnas(
+        "run", "one.toml", "--trials", 10, "--stopper", "pareto", "--no-progress", cwd=tmp_path
+    )
+    assert "added 10 finished trials" in one.stdout
+    two = bitnas("run", "two.toml", "--warm-start", "one", "--no-progress", cwd=tmp_path)
+    m = re.search(r"warm start from 'one': enqueued (\d+) of its (\d+) front trials", two.stdout)
+    assert m and int(m.group(1)) == int(m.group(2)) > 0
+    bad = bitnas("run", "two.toml", "--stopper", "hyperband", cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and "`stopper` must be one of ['none', 'pareto']" in bad.stderr

@@ -1,0 +1,231 @@
+"""Early stopping: training epochs saved by the Pareto stopper, and the hypervolume it costs.
+
+Runs the same studies as ``bench/search_quality.py`` (the real bitnas trial protocol, a
+``TableEvaluator`` replaying each architecture's mean validation curve epoch by epoch) twice
+per sampler and seed: without a stopper and with one, for a fixed number of finished trials
+(stopped trials count, as they do in a study). For each run it records the total training
+epochs (every trained trial's epochs; duplicates and budget rejections train nothing) and the
+hypervolume ratio of the final feasible front (COMPLETE trials) to the table's true front.
+
+    python bench/early_stopping.py --table digits_mlp --seeds 10 --trials 60 \\
+        --samplers tpe,random,known-cost --out docs/early_stopping_digits_mlp.json
+
+Prints, per sampler, the epochs with the stopper as a share of those without it, and the mean
+final hypervolume ratio with and without it (means over seeds, with sd). ``--grid`` instead
+scores several stopper settings (for tuning: use one table, confirm on another).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from search_quality import _COST_MIN, _sampler, _table_evaluator, true_hypervolume
+
+from bitnas.search import Problem, optimize
+from bitnas.search.pareto import front_hypervolume
+from bitnas.search.stopping import NoStopper, ParetoStopper, Stopper
+from bitnas.search.trials import ATTR_DUPLICATE, ATTR_REJECTED, ATTR_STOPPED
+from bitnas.studies.loader import load_spec
+
+HERE = Path(__file__).resolve().parent
+SAMPLERS = ["tpe", "random", "known-cost"]
+
+
+def run_one(
+    spec_path: Path, table: Path, sampler: str, seed: int, trials: int, stopper: Stopper
+) -> dict[str, Any]:
+    """One study; its total training epochs, stops and final hypervolume."""
+    spec = load_spec(spec_path)
+    problem = Problem(
+        space=spec.space,
+        evaluator=_table_evaluator(table),
+        budget=spec.budget,
+        seed=seed,
+        stopper=stopper,
+    )
+    study = optuna.create_study(
+        directions=problem.directions,
+        sampler=_sampler(sampler, seed, problem),
+        storage=optuna.storages.InMemoryStorage(),
+    )
+    study.set_metric_names(problem.metric_names)
+    t0 = time.perf_counter()
+    optimize(study, problem, trials, progress=False)
+    seconds = time.perf_counter() - t0
+    budget = float(spec.budget.bitops or 0)
+    acc: list[float] = []
+    cost: list[float] = []
+    epochs = stopped = finished = 0
+    stopped_keys: list[str] = []
+    for t in study.get_trials(deepcopy=False):
+        if ATTR_REJECTED in t.user_attrs or ATTR_DUPLICATE in t.user_attrs:
+            continue
+        if t.state == optuna.trial.TrialState.COMPLETE and t.values is not None:
+            acc.append(t.values[0])
+            cost.append(t.values[1])
+        elif ATTR_STOPPED not in t.user_attrs:
+            continue
+        else:
+            stopped += 1
+            stopped_keys.append(t.user_attrs["arch_key"])
+        finished += 1
+        epochs += int(t.user_attrs["epochs"])
+    hv = front_hypervolume(acc, cost, budget=budget, cost_min=_COST_MIN[table]) if acc else 0.0
+    return {
+        "sampler": sampler,
+        "seed": seed,
+        "stopper": stopper.settings() if stopper.active else None,
+        "trials": finished,
+        "epochs": epochs,
+        "stopped": stopped,
+        "stopped_keys": stopped_keys,
+        "hv": hv,
+        "seconds": seconds,
+    }
+
+
+def _front_keys(table: Path, budget: float) -> set[str]:
+    """Architecture keys of the table's true feasible front."""
+    from bitnas.search.pareto import pareto_mask
+
+    entries = {k: e for k, e in _table_evaluator(table).entries().items() if e.bitops <= budget}
+    keys = list(entries)
+    mask = pareto_mask(
+        [[entries[k].val_accuracy, entries[k].bitops] for k in keys], ["maximize", "minimize"]
+    )
+    return {k for k, m in zip(keys, mask, strict=True) if m}
+
+
+def _sd(xs: list[float]) -> float:
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def compare(
+    base: list[dict[str, Any]], stop: list[dict[str, Any]], truth: float, front: set[str]
+) -> dict[str, Any]:
+    """Per sampler: epochs and final HV ratio with the stopper vs without (same seeds)."""
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys(r["sampler"] for r in base):
+        b = {r["seed"]: r for r in base if r["sampler"] == name}
+        s = {r["seed"]: r for r in stop if r["sampler"] == name}
+        seeds = sorted(set(b) & set(s))
+        epoch_share = [s[k]["epochs"] / b[k]["epochs"] for k in seeds]
+        hv_b = [b[k]["hv"] / truth for k in seeds]
+        hv_s = [s[k]["hv"] / truth for k in seeds]
+        out[name] = {
+            "seeds": len(seeds),
+            "epochs_without": statistics.mean(b[k]["epochs"] for k in seeds),
+            "epochs_with": statistics.mean(s[k]["epochs"] for k in seeds),
+            "epoch_share": {"mean": statistics.mean(epoch_share), "sd": _sd(epoch_share)},
+            "epochs_saved": 1
+            - sum(s[k]["epochs"] for k in seeds) / sum(b[k]["epochs"] for k in seeds),
+            "hv_ratio_without": {"mean": statistics.mean(hv_b), "sd": _sd(hv_b)},
+            "hv_ratio_with": {"mean": statistics.mean(hv_s), "sd": _sd(hv_s)},
+            "hv_with_over_without": statistics.mean(hv_s) / statistics.mean(hv_b),
+            "stopped_per_study": statistics.mean(s[k]["stopped"] for k in seeds),
+            # stops of architectures on the true front: the stopper's real mistakes
+            "true_front_stopped": sum(
+                sum(key in front for key in s[k]["stopped_keys"]) for k in seeds
+            ),
+        }
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--table", default="digits_mlp", help="bench/tables/<NAME>.{toml,parquet}")
+    ap.add_argument("--samplers", default=",".join(SAMPLERS))
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--trials", type=int, default=60)
+    ap.add_argument("--min-epochs", type=int, default=ParetoStopper.min_epochs)
+    ap.add_argument("--margin", type=float, default=ParetoStopper.margin)
+    ap.add_argument("--min-dominating", type=int, default=ParetoStopper.min_dominating)
+    ap.add_argument(
+        "--grid",
+        metavar="E:M:K,...",
+        help="score these settings (min_epochs:margin:min_dominating, comma-separated) "
+        "instead of one",
+    )
+    ap.add_argument("--out", type=Path, help="JSON with every run and the summary")
+    args = ap.parse_args()
+    optuna.logging.set_verbosity(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    spec_path = HERE / "tables" / f"{args.table}.toml"
+    table = HERE / "tables" / f"{args.table}.parquet"
+    budget = float(load_spec(spec_path).budget.bitops or math.inf)
+    truth, n_front, n_feasible = true_hypervolume(table, budget)
+    front = _front_keys(table, budget)
+    print(
+        f"{args.table}: {n_feasible} feasible architectures, true front {n_front} points, "
+        f"true HV {truth:.4f}; {args.trials} trials per study",
+        file=sys.stderr,
+    )
+    samplers = args.samplers.split(",")
+    if args.grid:
+        settings = []
+        for item in args.grid.split(","):
+            e, m, k = item.split(":")
+            settings.append(
+                ParetoStopper(min_epochs=int(e), margin=float(m), min_dominating=int(k))
+            )
+    else:
+        settings = [
+            ParetoStopper(
+                min_epochs=args.min_epochs, margin=args.margin, min_dominating=args.min_dominating
+            )
+        ]
+    base = [
+        run_one(spec_path, table, name, seed, args.trials, NoStopper())
+        for name in samplers
+        for seed in range(args.seeds)
+    ]
+    results = []
+    for st in settings:
+        stop = [
+            run_one(spec_path, table, name, seed, args.trials, st)
+            for name in samplers
+            for seed in range(args.seeds)
+        ]
+        summary = compare(base, stop, truth, front)
+        results.append({"stopper": st.settings(), "summary": summary, "runs": stop})
+        line = "  ".join(
+            f"{n}: epochs {v['epoch_share']['mean']:.2f} hv {v['hv_with_over_without']:.4f} "
+            f"front-stops {v['true_front_stopped']}"
+            for n, v in summary.items()
+        )
+        print(f"{st.settings()}  {line}", file=sys.stderr)
+    if not args.grid:
+        print(json.dumps(results[0]["summary"], indent=1))
+    if args.out:
+        args.out.write_text(
+            json.dumps(
+                {
+                    "table": args.table,
+                    "budget": budget,
+                    "true_hv": truth,
+                    "front_points": n_front,
+                    "feasible": n_feasible,
+                    "trials": args.trials,
+                    "baseline": base,
+                    "results": results,
+                }
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
