@@ -18,7 +18,7 @@ def test_unknown_sampler_lists_valid_names():
         make_sampler("tpee", 0)
     msg = str(e.value)
     assert "unknown sampler 'tpee'" in msg and "did you mean 'tpe'" in msg
-    for name in ("tpe", "nsga2", "nsga3", "gp", "random", "qmc"):
+    for name in ("tpe", "nsga2", "nsga3", "gp", "random", "qmc", "known-cost"):
         assert name in msg
 
 
@@ -26,7 +26,9 @@ def test_unknown_sampler_lists_valid_names():
 def test_sampler_contract(name):
     spy = SpyEvaluator()
     problem = Problem(space=small_space(), evaluator=spy, budget=Budget(40_000))
-    study = optuna.create_study(directions=problem.directions, sampler=make_sampler(name, 0))
+    study = optuna.create_study(
+        directions=problem.directions, sampler=make_sampler(name, 0, problem)
+    )
     study.set_metric_names(problem.metric_names)
     added = optimize(study, problem, 12, progress=False)
     assert added["finished"] == 12

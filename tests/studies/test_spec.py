@@ -65,7 +65,7 @@ def test_in_code_spec_equals_file_spec(tmp_path):
         (
             "trials = 5",
             'trials = 5\nsampler = "tpee"',
-            "`sampler` must be one of ['gp', 'nsga2', 'nsga3', 'qmc', 'random', 'tpe'], got 'tpee' (in [study] of {f})",
+            "`sampler` must be one of ['gp', 'known-cost', 'nsga2', 'nsga3', 'qmc', 'random', 'tpe'], got 'tpee' (in [study] of {f})",
         ),
         (
             "bitops = 100_000",
