@@ -10,6 +10,7 @@ from bitnas._registry import Registry
 from bitnas.evaluators._base import CallableEvaluator, EvalResult, Evaluator, Report
 from bitnas.evaluators.config import DataSpec, TrainSpec
 from bitnas.evaluators.datasets import DATASETS, DatasetInfo, dataset_info
+from bitnas.evaluators.limits import LimitedEvaluator, TrialLimits, limited
 from bitnas.evaluators.trained import TrainedEvaluator
 
 #: Evaluator kind (``[evaluator] kind`` in a study file) -> class.
@@ -24,8 +25,11 @@ __all__ = [
     "DatasetInfo",
     "EvalResult",
     "Evaluator",
+    "LimitedEvaluator",
     "Report",
     "TrainSpec",
     "TrainedEvaluator",
+    "TrialLimits",
     "dataset_info",
+    "limited",
 ]

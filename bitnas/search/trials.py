@@ -19,6 +19,7 @@ import json
 import os
 import random
 import socket
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,10 +42,12 @@ __all__ = [
     "Proposal",
     "counts",
     "evaluated_keys",
+    "in_flight_elsewhere",
     "is_rejected",
     "propose",
     "tell_failure",
     "tell_result",
+    "wait_for_twin",
 ]
 
 ATTR_ARCH = "architecture"
@@ -160,6 +163,53 @@ def _alive(pid: int, started: str = "") -> bool:
     # the PID exists; it is the owner only if it also started when the owner did
     now = _started(pid)
     return not (started and now and now != started)
+
+
+def _live_elsewhere(t: FrozenTrial) -> bool:
+    """Owned by another run of this host that is still alive. (Runs on other hosts cannot be
+    checked from here; they are not waited for, see ``wait_for_twin``.)"""
+    owner = str(t.user_attrs.get("owner", ""))
+    name, pid, started = [*owner.split(":"), "", "", ""][:3]
+    if owner == OWNER or name != socket.gethostname() or not pid.isdigit():
+        return False
+    return _alive(int(pid), started)
+
+
+def in_flight_elsewhere(trials: list[FrozenTrial]) -> int:
+    """How many trials other live runs of this host are training now: a run that counts
+    them toward its target stops at the target instead of overshooting it."""
+    return sum(
+        1
+        for t in trials
+        if t.state == TrialState.RUNNING and ATTR_KEY in t.user_attrs and _live_elsewhere(t)
+    )
+
+
+def _twin(trials: list[FrozenTrial], p: Proposal) -> FrozenTrial | None:
+    key, mine = p.arch.key(), p.trial.number
+    same = [t for t in trials if t.user_attrs.get(ATTR_KEY) == key and t.number != mine]
+    for t in same:
+        if t.state == TrialState.COMPLETE and ATTR_DUPLICATE not in t.user_attrs:
+            return t
+    # the lowest number trains, higher ones wait: two runs that proposed the same
+    # architecture at once never wait for each other
+    running = [t for t in same if t.state == TrialState.RUNNING and t.number < mine]
+    return next((t for t in running if _live_elsewhere(t)), None)
+
+
+def wait_for_twin(study: optuna.Study, p: Proposal, poll: float = 0.5) -> FrozenTrial | None:
+    """Across processes: the COMPLETE trial that already trained ``p``'s architecture (reuse
+    it), or None (train it here). While another live run of this host trains it, wait for
+    that trial; if it fails, is stopped early or its run dies, train it here.
+
+    Runs on other hosts are not waited for (their liveness cannot be checked, and waiting on
+    a dead one would hang): an architecture both train at once is trained twice."""
+    while True:
+        twin = _twin(study.get_trials(deepcopy=False), p)
+        if twin is None or twin.state == TrialState.COMPLETE:
+            return twin
+        time.sleep(poll)
+        close_abandoned(study)
 
 
 def _record_architecture(

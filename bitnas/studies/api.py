@@ -28,7 +28,8 @@ from bitnas.search import (
     optimize,
     trials_table,
 )
-from bitnas.search.storage import study_names
+from bitnas.search.problem import Problem
+from bitnas.search.storage import exclusive_writer, study_names
 from bitnas.studies.loader import load_spec
 from bitnas.studies.spec import StudySpec
 
@@ -112,6 +113,13 @@ def run(
     _check_job_storage(spec.study.storage, backend)
     st = spec.study
     problem = spec.problem()
+    problem.check_feasible()  # before the storage: an infeasible study leaves nothing behind
+    with exclusive_writer(st.storage):
+        return _run(spec, problem, backend, progress)
+
+
+def _run(spec: StudySpec, problem: Problem, backend: str, progress: bool) -> StudyResult:
+    st = spec.study
     store = open_storage(st.storage)
     # Seed the sampler from the study seed *and* the trials already stored, so a resumed run
     # continues the sequence instead of replaying its first proposals.
@@ -142,14 +150,18 @@ def run(
     return StudyResult(study=study, storage_url=st.storage, spec=spec, added=added)
 
 
+FILES = ("sqlite", "journal")
+
+
 def _check_job_storage(url: str, backend: str) -> None:
     """Inside a Ray job the driver runs in a temporary copy of the working directory, so a
     relative SQLite path would put the study there, to be lost with the job."""
-    rel = url.startswith("sqlite:///") and not url.startswith("sqlite:////")
+    rel = any(url.startswith(f"{s}:///") and not url.startswith(f"{s}:////") for s in FILES)
     if rel and os.environ.get("RAY_JOB_ID") and backend == "ray":
         raise StorageError(
             f"storage {url} is relative, and this Ray job runs in a temporary working "
-            "directory: give an absolute path (sqlite:////abs/path/study.db) or a database URL"
+            "directory: give an absolute path (sqlite:////abs/path/study.db, "
+            "journal:////abs/path/study.log) or a database URL"
         )
 
 

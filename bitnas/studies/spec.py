@@ -1,6 +1,7 @@
 """The study specification: what a study file (TOML) or a launch script declares.
 
-A study file has the sections [study], [data], [space], [budget] and [train]; see
+A study file has the sections [study], [data], [space], [budget], [train], [ray] and
+[limits]; see
 ``studies/digits.toml``. Every error names the field, the bad value, what is allowed and where.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from bitnas.errors import RegistryError, SpecError
 from bitnas.evaluators import DataSpec, TrainedEvaluator, TrainSpec, dataset_info
 from bitnas.evaluators._base import Evaluator
+from bitnas.evaluators.limits import TrialLimits, limited
 from bitnas.search.problem import Problem
 from bitnas.search.raytune import RaySettings
 from bitnas.search.samplers import SAMPLERS
@@ -49,7 +51,8 @@ class StudySection:
             object.__setattr__(self, "storage", f"sqlite:///runs/{self.name}.db")
         if not isinstance(self.storage, str) or "://" not in self.storage:
             raise SpecError(
-                f"`storage` must be a database URL like sqlite:///runs/x.db, got {self.storage!r}",
+                "`storage` must be a database URL like sqlite:///runs/x.db or a journal file "
+                f"URL like journal:///runs/x.log, got {self.storage!r}",
                 field="storage",
             )
         t = self.trials
@@ -108,6 +111,7 @@ class StudySpec:
     train: TrainSpec = field(default_factory=TrainSpec)
     ray: RaySettings = field(default_factory=RaySettings)
     source: str | None = None
+    limits: TrialLimits = field(default_factory=TrialLimits)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> StudySpec:
@@ -155,7 +159,8 @@ class StudySpec:
         budget = plain("budget", Budget)
         train = plain("train", TrainSpec)
         ray = plain("ray", RaySettings)
-        return cls(study, data_spec, space, budget, train, ray, source)
+        limits = plain("limits", TrialLimits)
+        return cls(study, data_spec, space, budget, train, ray, source, limits)
 
     def _override(self, section: str, fields: dict[str, Any]) -> StudySpec:
         changes = {k: v for k, v in fields.items() if v is not None}
@@ -212,9 +217,10 @@ class StudySpec:
         return TrainedEvaluator(data=self.data, train=self.train)
 
     def problem(self) -> Problem:
+        evaluator = limited(self.evaluator(), self.limits)  # caps: each trial in a child process
         return Problem(
-            space=self.space, evaluator=self.evaluator(), budget=self.budget, seed=self.study.seed
+            space=self.space, evaluator=evaluator, budget=self.budget, seed=self.study.seed
         )
 
 
-SECTIONS = ["study", "data", "space", "budget", "train", "ray"]
+SECTIONS = ["study", "data", "space", "budget", "train", "ray", "limits"]
