@@ -109,14 +109,20 @@ def evaluated_keys(trials: list[FrozenTrial]) -> dict[str, FrozenTrial]:
     return seen
 
 
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (state first), [] where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _started(pid: int) -> str:
     """When process ``pid`` started (clock ticks since boot, Linux), "" where unknown: with
     the PID it names one process, even after the PID is reused."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
@@ -160,8 +166,11 @@ def _alive(pid: int, started: str = "") -> bool:
         return False
     except PermissionError:  # exists, owned by another user
         pass
+    fields = _stat(pid)
+    if fields[:1] == ["Z"]:  # a zombie: dead, not yet reaped by its parent
+        return False
     # the PID exists; it is the owner only if it also started when the owner did
-    now = _started(pid)
+    now = fields[19] if len(fields) > 19 else ""
     return not (started and now and now != started)
 
 
