@@ -118,6 +118,7 @@ def exclusive_writer(url: str) -> Iterator[None]:
     if path is None:
         yield
         return
+    _check_file(path, url, create=True)  # the folder exists and is writable before the lock
     lock = path.with_name(path.name + ".lock")
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
