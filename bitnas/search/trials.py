@@ -55,6 +55,7 @@ ATTR_KEY = "arch_key"
 ATTR_REJECTED = "rejected"
 ATTR_ERROR = "error"
 ATTR_DUPLICATE = "duplicate_of"
+ATTR_RETRY = "retry_of"
 
 #: After this many over-budget proposals in a row, the next trial is a uniformly drawn
 #: feasible architecture. Samplers that model only COMPLETE trials (GP, QMC) never learn from
@@ -136,7 +137,8 @@ def close_abandoned(study: optuna.Study) -> int:
     Trials owned by live processes or other hosts are left alone, so two runs on one study do
     not close each other's trials. A RUNNING trial with no attributes at all, older than
     ``ORPHAN_AFTER_S``, is closed too: bitnas records the owner within milliseconds of asking,
-    so such a trial was cut off in between.
+    so such a trial was cut off in between. The architecture of a closed trial is enqueued
+    (``retry_of`` names the closed trial), so the next trial asked re-runs it.
     """
     host = socket.gethostname()
     closed = 0
@@ -155,6 +157,9 @@ def close_abandoned(study: optuna.Study) -> int:
             t._trial_id, ATTR_ERROR, f"abandoned: the run that owned it (pid {pid}) is gone"
         )
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        if t.params and ATTR_KEY in t.user_attrs:
+            # its architecture was never measured: the next trial asked trains it
+            study.enqueue_trial(t.params, user_attrs={ATTR_RETRY: t.number})
         closed += 1
     return closed
 
