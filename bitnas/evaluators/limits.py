@@ -49,6 +49,8 @@ __all__ = ["LimitedEvaluator", "TrialLimits", "limited"]
 
 #: How often the parent checks the child's memory and the clock.
 POLL_S = 0.05
+#: How long a trial's process may take to start (fork server included) before it counts as hung.
+STARTUP_S = 300.0
 #: Modules the fork server imports once, so that each trial's fork starts with them loaded.
 PRELOAD = ["bitnas.evaluators.training"]
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -143,21 +145,26 @@ def _run_capped(
     parent, child = ctx.Pipe()
     payload = cloudpickle.dumps((inner, arch.to_json(), seed, report is not None))
     proc = ctx.Process(target=_child, args=(child, payload), daemon=True)
-    start = time.monotonic()
     proc.start()
     child.close()
     cap = limits.trial_memory_mb * 2**20
     peak = 0
+    started = False
+    # the clock starts when the child is ready to evaluate: starting the fork server (an
+    # import of torch, seconds on a busy machine) is not the trial's time
+    start = time.monotonic()
+    seconds = STARTUP_S
     try:
         while True:
-            left = limits.trial_seconds - (time.monotonic() - start)
-            if limits.trial_seconds and left <= 0:
+            left = seconds - (time.monotonic() - start)
+            if seconds and left <= 0:
+                if not started:
+                    raise TrialLimitError(f"the trial's process did not start in {STARTUP_S} s")
                 raise TrialLimitError(
                     f"stopped at the wall time limit of {limits.trial_seconds:g} s "
                     f"([limits] trial_seconds = {limits.trial_seconds:g})"
                 )
-            wait = min(POLL_S, left) if limits.trial_seconds else POLL_S
-            ready = parent.poll(wait)
+            ready = parent.poll(min(POLL_S, left) if seconds else POLL_S)
             rss = _rss_bytes(proc.pid) if proc.pid else 0
             peak = max(peak, rss)
             if cap and rss > cap:
@@ -174,7 +181,10 @@ def _run_capped(
                 kind, *msg = parent.recv()
             except EOFError:
                 raise _died(proc) from None
-            if kind == "report":
+            if kind == "started":
+                started = True
+                start, seconds = time.monotonic(), limits.trial_seconds
+            elif kind == "report":
                 step, metrics = msg
                 parent.send(bool(report(step, metrics)) if report is not None else False)
             elif kind == "result":
@@ -226,6 +236,7 @@ def _child(conn: Connection, payload: bytes) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     evaluator, arch_json, seed, has_report = cloudpickle.loads(payload)
+    conn.send(("started",))
 
     def report(step: int, metrics: Any) -> bool:
         conn.send(("report", step, {k: float(v) for k, v in metrics.items()}))
