@@ -36,7 +36,9 @@ def test_a_stuck_trial_on_ray_fails_at_its_wall_time_and_the_study_goes_on(tmp_p
                      settings=RaySettings(max_concurrent=1))  # fmt: skip
     assert marker.read_text() == "stuck"
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert len(failed) == 1, [(t.user_attrs.get("error"), t.user_attrs.get("traceback")) for t in failed]
+    assert len(failed) == 1, [
+        (t.user_attrs.get("error"), t.user_attrs.get("traceback")) for t in failed
+    ]
     assert "TrialLimitError: stopped at the wall time limit of 2 s" in failed[0].user_attrs["error"]
     assert (added["finished"], added["failed"]) == (2, 1)
     assert counts(study.trials)["running"] == 0
