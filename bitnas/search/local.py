@@ -12,6 +12,7 @@ from bitnas.errors import EvaluationError, SpecError
 from bitnas.search.problem import Problem
 from bitnas.search.progress import Progress
 from bitnas.search.trials import (
+    OWNER,
     Proposal,
     close_abandoned,
     counts,
@@ -51,8 +52,9 @@ def run_local(
     stop the run. Ctrl-C closes the running trial as FAIL ("interrupted") before propagating,
     so nothing stays RUNNING.
     """
-    before = counts(study.get_trials(deepcopy=False))
-    target = before["finished"] + n_trials
+    existing = study.get_trials(deepcopy=False)
+    old = {t.number for t in existing}
+    target = counts(existing)["finished"] + n_trials
     bar = Progress(n_trials, enabled=progress)
     failures = duplicates = 0
     try:
@@ -109,7 +111,13 @@ def run_local(
             failures = 0
     finally:
         bar.close()
-    after = counts(study.get_trials(deepcopy=False))
-    added = {k: after[k] - before.get(k, 0) for k in after}
+    # what this run added: its own new trials, not those of other runs sharing the study
+    added: dict[str, int] = counts(
+        [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.number not in old and t.user_attrs.get("owner") == OWNER
+        ]
+    )
     added["exhausted"] = int(duplicates >= MAX_CONSECUTIVE_DUPLICATES)
     return added

@@ -5,6 +5,7 @@ message naming the storages made for several writers."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -48,6 +49,9 @@ def test_two_runs_on_one_journal_study_share_it(tmp_path):
     for p, (out, err) in zip(runs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
         assert "now 8 finished trials" in out, out
+    # each run reports what it added itself: together, the target
+    added = [int(re.search(r"added (\d+) finished trials", out).group(1)) for out, _ in outs]
+    assert sum(added) == 8 and all(a > 0 for a in added), added
     study = optuna.load_study(study_name="shared", storage=open_storage(f"journal:///{log}"))
     trials = study.get_trials()
     c = counts(trials)
