@@ -8,7 +8,8 @@ never calls ``report``, so no in-process check (a timer, a signal handler) can b
 Design choices, and why:
 
 - One fresh process per trial, forked from a ``forkserver`` that has already imported torch and
-  bitnas: a fork costs ~10 ms instead of ~1 s for a ``spawn`` (measured here). A trial never
+  bitnas: a capped trial costs tens of ms more, not the second or more of a ``spawn`` that
+  imports torch again (``bench/limits_overhead.py``). A trial never
   inherits another trial's heap, so its memory is its own; the server is single-threaded, so
   forking it is safe (forking the runner itself, with torch's and Ray's threads, is not).
 - Memory is the child's resident set (RSS), read from ``/proc`` every ``POLL_S``. RLIMIT_AS is
@@ -37,6 +38,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
@@ -51,8 +53,17 @@ __all__ = ["LimitedEvaluator", "TrialLimits", "limited"]
 POLL_S = 0.05
 #: How long a trial's process may take to start (fork server included) before it counts as hung.
 STARTUP_S = 300.0
-#: Modules the fork server imports once, so that each trial's fork starts with them loaded.
-PRELOAD = ["bitnas.evaluators.training"]
+#: Modules the fork server imports once, so that each trial's fork starts with them loaded:
+#: torch, scikit-learn, and torch._dynamo, which torch imports lazily in the first optimizer's
+#: constructor (seconds, measured in bench/limits_overhead.py). The dataset itself is loaded
+#: by each trial's process: milliseconds for digits, ~2 s to regenerate mnist1d.
+PRELOAD = [
+    "bitnas.evaluators.training",
+    "torch._dynamo",
+    "sklearn.model_selection",
+    "sklearn.datasets",
+    "cloudpickle",
+]
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -127,6 +138,8 @@ def _rss_bytes(pid: int) -> int:
 
 
 def _context() -> Any:
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     return ctx
@@ -145,7 +158,8 @@ def _run_capped(
     parent, child = ctx.Pipe()
     payload = cloudpickle.dumps((inner, arch.to_json(), seed, report is not None))
     proc = ctx.Process(target=_child, args=(child, payload), daemon=True)
-    proc.start()
+    with _without_main():
+        proc.start()
     child.close()
     cap = limits.trial_memory_mb * 2**20
     peak = 0
@@ -198,6 +212,35 @@ def _run_capped(
             proc.kill()
         proc.join(timeout=10)
         parent.close()
+
+
+@contextlib.contextmanager
+def _without_main() -> Iterator[None]:
+    """Start a child without re-importing the parent's ``__main__`` in it.
+
+    multiprocessing re-imports ``__main__`` in a forkserver or spawn child so that functions
+    defined there can be unpickled. A capped trial ships its evaluator by cloudpickle (which
+    carries ``__main__`` functions by value), so it needs none, and the re-import does harm:
+    it would run an unguarded launch script again (a whole study inside every trial), fails
+    outright for ``python -`` (stdin), and costs the script's imports in every trial. The
+    standard library has no switch for it, so the preparation data is trimmed while this
+    child starts.
+    """
+    from multiprocessing import spawn
+
+    original = spawn.get_preparation_data
+
+    def trimmed(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = original(name)
+        data.pop("init_main_from_name", None)
+        data.pop("init_main_from_path", None)
+        return data
+
+    spawn.get_preparation_data = trimmed
+    try:
+        yield
+    finally:
+        spawn.get_preparation_data = original
 
 
 def _died(proc: Any) -> TrialLimitError:

@@ -4,6 +4,8 @@ evaluator never returns control; the study goes on and counts it as failed."""
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -180,3 +182,26 @@ def data_shape(data: DataSpec) -> tuple[int, ...]:
     from bitnas.evaluators import dataset_info
 
     return dataset_info(data).input_shape
+
+
+def test_an_unguarded_launch_script_is_not_rerun_in_its_capped_trials(tmp_path):
+    """multiprocessing would re-import a script's ``__main__`` in each child: a script without
+    an ``if __name__ == "__main__"`` guard would start its study again inside every trial."""
+    script = tmp_path / "launch.py"
+    script.write_text(
+        "from bitnas.evaluators import CallableEvaluator, LimitedEvaluator, TrialLimits\n"
+        "from tests.conftest import small_space\n"
+        "def ev(arch, *, seed, report):\n"
+        "    return {'val_accuracy': 0.25}\n"
+        "print('launched', flush=True)\n"
+        "capped = LimitedEvaluator(CallableEvaluator(ev), TrialLimits(trial_seconds=60))\n"
+        "arch = next(iter(small_space().grid()))\n"
+        "print('result', capped.evaluate(arch, seed=0).metrics, flush=True)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    for args in ([str(script)], ["-"]):  # a script file, and a script piped to stdin
+        p = subprocess.run([sys.executable, *args], input=script.read_text(), capture_output=True,
+                           text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert p.stdout.splitlines() == ["launched", "result {'val_accuracy': 0.25}"]
