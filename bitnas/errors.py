@@ -14,6 +14,7 @@ __all__ = [
     "RegistryError",
     "SpecError",
     "StorageError",
+    "TrialLimitError",
 ]
 
 
@@ -65,3 +66,8 @@ class ExportError(BitnasError):
 
 class EvaluationError(BitnasError):
     """An evaluator could not produce metrics for an architecture (divergence, bad data, ...)."""
+
+
+class TrialLimitError(EvaluationError):
+    """A trial passed a cap of [limits] (wall time, memory), or its process died, and was
+    stopped from outside."""

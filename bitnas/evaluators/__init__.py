@@ -10,6 +10,7 @@ from bitnas._registry import Registry
 from bitnas.evaluators._base import CallableEvaluator, EvalResult, Evaluator, Report
 from bitnas.evaluators.config import DataSpec, TrainSpec
 from bitnas.evaluators.datasets import DATASETS, DatasetInfo, dataset_info
+from bitnas.evaluators.limits import LimitedEvaluator, TrialLimits, limited
 from bitnas.evaluators.table import TableEvaluator, build_table, read_table
 from bitnas.evaluators.trained import TrainedEvaluator
 
@@ -26,11 +27,14 @@ __all__ = [
     "DatasetInfo",
     "EvalResult",
     "Evaluator",
+    "LimitedEvaluator",
     "Report",
     "TableEvaluator",
     "TrainSpec",
     "TrainedEvaluator",
+    "TrialLimits",
     "build_table",
     "dataset_info",
+    "limited",
     "read_table",
 ]

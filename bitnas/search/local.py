@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 
 import optuna
@@ -14,13 +15,17 @@ from bitnas.search.progress import Progress
 from bitnas.search.stopping import Reference, references
 from bitnas.search.trials import (
     ATTR_STOPPED,
+    OWNER,
     Proposal,
+    close_abandoned,
     counts,
     evaluated_keys,
+    in_flight_elsewhere,
     propose,
     tell_duplicate,
     tell_failure,
     tell_result,
+    wait_for_twin,
 )
 
 __all__ = ["MAX_CONSECUTIVE_DUPLICATES", "MAX_CONSECUTIVE_FAILURES", "run_local"]
@@ -29,25 +34,52 @@ __all__ = ["MAX_CONSECUTIVE_DUPLICATES", "MAX_CONSECUTIVE_FAILURES", "run_local"
 MAX_CONSECUTIVE_FAILURES = 10
 #: This many duplicate proposals in a row end the run early: the sampler finds nothing new.
 MAX_CONSECUTIVE_DUPLICATES = 100
+#: How often a run waiting on other runs' trials looks at the storage again (seconds).
+POLL_S = 0.5
 
 
 def run_local(
     study: optuna.Study, problem: Problem, n_trials: int, *, progress: bool = True
 ) -> dict[str, int]:
-    """Run trials until ``n_trials`` more have finished; returns the counts of what was added.
+    """Run trials until the study holds ``n_trials`` more finished trials than at the start;
+    returns the counts of what was added.
+
+    Several runs may share the study (a journal file or a database server): the target is
+    the study's, so runs together stop at it (trials other live runs of this host are
+    training count as on their way; a run on another host may overshoot it by its running
+    trials), and an architecture another run of this host is training is waited for and
+    reused, not trained twice.
 
     A trial that raises ends FAIL with its error stored and the study goes on (a re-run retries
     it); a configuration error (SpecError) or ``MAX_CONSECUTIVE_FAILURES`` failures in a row
     stop the run. Ctrl-C closes the running trial as FAIL ("interrupted") before propagating,
     so nothing stays RUNNING.
     """
-    before = counts(study.get_trials(deepcopy=False))
-    seen = evaluated_keys(study.get_trials(deepcopy=False))
+    existing = study.get_trials(deepcopy=False)
+    old = {t.number for t in existing}
+    target = counts(existing)["finished"] + n_trials
     bar = Progress(n_trials, enabled=progress)
-    done = failures = duplicates = 0
+    failures = duplicates = 0
     try:
-        while done < n_trials:
-            p = propose(study, problem, seen)
+        while True:
+            # the storage, not this process, says what is done: other runs may share the study
+            trials = study.get_trials(deepcopy=False)
+            finished = counts(trials)["finished"]
+            if finished >= target:
+                break
+            if finished + in_flight_elsewhere(trials) >= target:
+                time.sleep(POLL_S)  # other runs' trials may reach the target, or fail
+                close_abandoned(study)
+                continue
+            p = propose(study, problem, evaluated_keys(trials))
+            if p.duplicate_of is None:  # another run may have trained it meanwhile, or be at it
+                try:
+                    twin = wait_for_twin(study, p, POLL_S)
+                except KeyboardInterrupt as e:
+                    tell_failure(study, p, e)
+                    raise
+                if twin is not None:
+                    p = Proposal(p.trial, p.arch, p.cost, twin)
             if p.duplicate_of is not None:
                 tell_duplicate(study, p)
                 duplicates += 1
@@ -103,12 +135,15 @@ def run_local(
                     )
                 continue
             failures = 0
-            done += 1
-            if ft.state == TrialState.COMPLETE:
-                seen.setdefault(p.arch.key(), ft)
     finally:
         bar.close()
-    after = counts(study.get_trials(deepcopy=False))
-    added = {k: after[k] - before.get(k, 0) for k in after}
+    # what this run added: its own new trials, not those of other runs sharing the study
+    added: dict[str, int] = counts(
+        [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.number not in old and t.user_attrs.get("owner") == OWNER
+        ]
+    )
     added["exhausted"] = int(duplicates >= MAX_CONSECUTIVE_DUPLICATES)
     return added

@@ -385,8 +385,16 @@ def _concurrency(settings: RaySettings, cluster: dict[str, float]) -> int:
 
 def _for_workers(evaluator: Evaluator, settings: RaySettings) -> Evaluator:
     """The evaluator as workers run it: ``device = "auto"`` uses a GPU only when the trial
-    reserved one (Ray does not hide unreserved GPUs from a worker)."""
+    reserved one (Ray does not hide unreserved GPUs from a worker). [limits] caps travel
+    with the evaluator and are enforced inside each Ray task, per trial (Ray's own memory
+    monitor watches a whole node, not one trial)."""
+    import dataclasses
+
+    from bitnas.evaluators.limits import LimitedEvaluator
     from bitnas.evaluators.trained import TrainedEvaluator
+
+    if isinstance(evaluator, LimitedEvaluator):
+        return dataclasses.replace(evaluator, inner=_for_workers(evaluator.inner, settings))
 
     if not isinstance(evaluator, TrainedEvaluator):
         return evaluator
@@ -397,8 +405,6 @@ def _for_workers(evaluator: Evaluator, settings: RaySettings) -> Evaluator:
             'the trials, or use device = "auto" or "cpu"'
         )
     if device == "auto" and settings.gpus_per_trial <= 0:
-        import dataclasses
-
         return dataclasses.replace(
             evaluator, train=dataclasses.replace(evaluator.train, device="cpu")
         )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,33 +15,59 @@ import optuna
 from bitnas.errors import StorageError
 from bitnas.search.problem import Problem
 
-__all__ = ["create_or_load_study", "load_study", "open_storage", "study_names"]
+__all__ = [
+    "create_or_load_study",
+    "exclusive_writer",
+    "load_study",
+    "open_storage",
+    "study_names",
+]
 
 
-def _sqlite_path(url: str) -> Path | None:
-    if not url.startswith("sqlite:///"):
+#: URL schemes that name a file, and what a user passes for each.
+FILE_SCHEMES = {"sqlite": "sqlite:///runs/study.db", "journal": "journal:///runs/study.log"}
+
+
+def _file_path(url: str, scheme: str) -> Path | None:
+    """The file of a ``scheme:///path`` URL (relative; ``scheme:////abs`` is absolute)."""
+    if not url.startswith(f"{scheme}:///"):
         return None
-    path = url[len("sqlite:///") :]
+    path = url[len(f"{scheme}:///") :]
     return None if path in ("", ":memory:") else Path(path)
 
 
+def _sqlite_path(url: str) -> Path | None:
+    return _file_path(url, "sqlite")
+
+
+def _check_file(path: Path, url: str, create: bool) -> None:
+    if not create and not path.exists():
+        raise StorageError(f"no study storage at {path} (from {url}): run `bitnas run` first")
+    if path.is_dir():
+        raise StorageError(f"storage {url} names a folder, {path}; give a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create the folder of storage {url}: {e}") from None
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK):
+        raise StorageError(f"storage {url} is not writable: {target} denies writing")
+
+
 def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
-    """An Optuna RDB storage for ``url`` (SQLite files get their folder created)."""
+    """The Optuna storage for ``url``: ``journal:///path.log`` is Optuna's journal file
+    storage (safe for several processes at once); anything else is an RDB URL (SQLite files
+    get their folder created)."""
     if not isinstance(url, str) or "://" not in url:
         raise StorageError(
-            f"storage must be a database URL such as sqlite:///runs/study.db, got {url!r}"
+            "storage must be a database URL (sqlite:///runs/study.db, postgresql://host/db) "
+            f"or a journal file URL (journal:///runs/study.log), got {url!r}"
         )
+    if url.startswith("journal:"):
+        return _open_journal(url, create)
     path = _sqlite_path(url)
     if path is not None:
-        if not create and not path.exists():
-            raise StorageError(f"no study storage at {path} (from {url}): run `bitnas run` first")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StorageError(f"cannot create the folder of storage {url}: {e}") from None
-        target = path if path.exists() else path.parent
-        if not os.access(target, os.W_OK):
-            raise StorageError(f"storage {url} is not writable: {target} denies writing")
+        _check_file(path, url, create)
     try:
         # A generous busy timeout lets readers and one writer share a SQLite file.
         kwargs = {"connect_args": {"timeout": 60}} if path is not None else {}
@@ -48,6 +77,70 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         return storage
     except Exception as e:  # SQLAlchemy raises many types; all mean the same to a user
         raise StorageError(f"cannot open storage {url}: {type(e).__name__}: {e}") from None
+
+
+def _open_journal(url: str, create: bool) -> optuna.storages.BaseStorage:
+    """Optuna's journal storage on a file: an append-only log every writer locks briefly
+    (a symlink lock, which also works on NFS), so several runs can share one study."""
+    from optuna.storages.journal import JournalFileBackend
+
+    path = _file_path(url, "journal")
+    if path is None:
+        raise StorageError(
+            f"a journal storage is a file URL such as {FILE_SCHEMES['journal']} (relative) or "
+            f"journal:////abs/path/study.log (absolute), got {url!r}"
+        )
+    _check_file(path, url, create)
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except Exception as e:  # a log that does not replay: garbage, another format, cut short
+        raise StorageError(
+            f"cannot open storage {url}: {path} is not a readable Optuna journal "
+            f"({type(e).__name__}: {e}); the file was left as it is"
+        ) from None
+
+
+@contextlib.contextmanager
+def exclusive_writer(url: str) -> Iterator[None]:
+    """Hold, for one run, the single writer's place on a SQLite file; a second run on the
+    same file meanwhile gets a StorageError naming the storages made for several writers.
+
+    SQLite serialises writers with a file lock and a busy timeout: two runs would contend
+    for it, each seeing the other's trials only now and then. bitnas refuses that instead of
+    half-supporting it. The lock is an advisory ``flock`` on ``<file>.lock``, released by the
+    kernel when the run ends in any way (a ``kill -9`` included). Other URLs pass through.
+    """
+    path = _sqlite_path(url)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks; SQLite's own locking remains
+        path = None
+    if path is None:
+        yield
+        return
+    _check_file(path, url, create=True)  # the folder exists and is writable before the lock
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StorageError(f"cannot create the lock file {lock} of storage {url}: {e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise StorageError(
+                f"storage {url} is in use by another `bitnas run` ({holder}), and a SQLite "
+                "file takes one run at a time. Wait for that run to end, or, for several runs "
+                "on one study at once, use a journal file (--storage "
+                f"{FILE_SCHEMES['journal']}) or a database server URL "
+                "(--storage postgresql://user@host/db)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _write_ahead_log(storage: optuna.storages.RDBStorage) -> None:

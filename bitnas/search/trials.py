@@ -19,6 +19,7 @@ import json
 import os
 import random
 import socket
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,10 +44,12 @@ __all__ = [
     "Proposal",
     "counts",
     "evaluated_keys",
+    "in_flight_elsewhere",
     "is_rejected",
     "propose",
     "tell_failure",
     "tell_result",
+    "wait_for_twin",
 ]
 
 ATTR_ARCH = "architecture"
@@ -56,6 +59,7 @@ ATTR_ERROR = "error"
 ATTR_DUPLICATE = "duplicate_of"
 #: Why an early stopper stopped the trial (it then ends PRUNED, bitnas.search.stopping).
 ATTR_STOPPED = "stopped"
+ATTR_RETRY = "retry_of"
 
 #: After this many over-budget proposals in a row, the next trial is a uniformly drawn
 #: feasible architecture. Samplers that model only COMPLETE trials (GP, QMC) never learn from
@@ -110,14 +114,20 @@ def evaluated_keys(trials: list[FrozenTrial]) -> dict[str, FrozenTrial]:
     return seen
 
 
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (state first), [] where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _started(pid: int) -> str:
     """When process ``pid`` started (clock ticks since boot, Linux), "" where unknown: with
     the PID it names one process, even after the PID is reused."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
@@ -131,7 +141,8 @@ def close_abandoned(study: optuna.Study) -> int:
     Trials owned by live processes or other hosts are left alone, so two runs on one study do
     not close each other's trials. A RUNNING trial with no attributes at all, older than
     ``ORPHAN_AFTER_S``, is closed too: bitnas records the owner within milliseconds of asking,
-    so such a trial was cut off in between.
+    so such a trial was cut off in between. The architecture of a closed trial is enqueued
+    (``retry_of`` names the closed trial), so the next trial asked re-runs it.
     """
     host = socket.gethostname()
     closed = 0
@@ -150,6 +161,9 @@ def close_abandoned(study: optuna.Study) -> int:
             t._trial_id, ATTR_ERROR, f"abandoned: the run that owned it (pid {pid}) is gone"
         )
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        if t.params and ATTR_KEY in t.user_attrs:
+            # its architecture was never measured: the next trial asked trains it
+            study.enqueue_trial(t.params, user_attrs={ATTR_RETRY: t.number})
         closed += 1
     return closed
 
@@ -161,9 +175,59 @@ def _alive(pid: int, started: str = "") -> bool:
         return False
     except PermissionError:  # exists, owned by another user
         pass
+    fields = _stat(pid)
+    if fields[:1] == ["Z"]:  # a zombie: dead, not yet reaped by its parent
+        return False
     # the PID exists; it is the owner only if it also started when the owner did
-    now = _started(pid)
+    now = fields[19] if len(fields) > 19 else ""
     return not (started and now and now != started)
+
+
+def _live_elsewhere(t: FrozenTrial) -> bool:
+    """Owned by another run of this host that is still alive. (Runs on other hosts cannot be
+    checked from here; they are not waited for, see ``wait_for_twin``.)"""
+    owner = str(t.user_attrs.get("owner", ""))
+    name, pid, started = [*owner.split(":"), "", "", ""][:3]
+    if owner == OWNER or name != socket.gethostname() or not pid.isdigit():
+        return False
+    return _alive(int(pid), started)
+
+
+def in_flight_elsewhere(trials: list[FrozenTrial]) -> int:
+    """How many trials other live runs of this host are training now: a run that counts
+    them toward its target stops at the target instead of overshooting it."""
+    return sum(
+        1
+        for t in trials
+        if t.state == TrialState.RUNNING and ATTR_KEY in t.user_attrs and _live_elsewhere(t)
+    )
+
+
+def _twin(trials: list[FrozenTrial], p: Proposal) -> FrozenTrial | None:
+    key, mine = p.arch.key(), p.trial.number
+    same = [t for t in trials if t.user_attrs.get(ATTR_KEY) == key and t.number != mine]
+    for t in same:
+        if t.state == TrialState.COMPLETE and ATTR_DUPLICATE not in t.user_attrs:
+            return t
+    # the lowest number trains, higher ones wait: two runs that proposed the same
+    # architecture at once never wait for each other
+    running = [t for t in same if t.state == TrialState.RUNNING and t.number < mine]
+    return next((t for t in running if _live_elsewhere(t)), None)
+
+
+def wait_for_twin(study: optuna.Study, p: Proposal, poll: float = 0.5) -> FrozenTrial | None:
+    """Across processes: the COMPLETE trial that already trained ``p``'s architecture (reuse
+    it), or None (train it here). While another live run of this host trains it, wait for
+    that trial; if it fails, is stopped early or its run dies, train it here.
+
+    Runs on other hosts are not waited for (their liveness cannot be checked, and waiting on
+    a dead one would hang): an architecture both train at once is trained twice."""
+    while True:
+        twin = _twin(study.get_trials(deepcopy=False), p)
+        if twin is None or twin.state == TrialState.COMPLETE:
+            return twin
+        time.sleep(poll)
+        close_abandoned(study)
 
 
 def _record_architecture(

@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import pyarrow as pa
@@ -29,11 +30,15 @@ from bitnas.search import (
     optimize,
     trials_table,
 )
-from bitnas.search.storage import study_names
+from bitnas.search.problem import Problem
+from bitnas.search.storage import exclusive_writer, study_names
 from bitnas.search.warm_start import WarmStart, enqueue_front
 from bitnas.studies.loader import load_spec
 from bitnas.studies.spec import StudySpec
 from bitnas.studies.study_artifacts import refresh_study_artifacts, store_for
+
+if TYPE_CHECKING:
+    from optuna.artifacts._protocol import ArtifactStore
 
 __all__ = ["SPEC_ATTR", "StudyResult", "open_result", "run"]
 
@@ -125,8 +130,24 @@ def run(
     spec = spec.with_ray(address=address, max_concurrent=max_concurrent)
     _check_job_storage(spec.study.storage, backend)
     st = spec.study
+    problem = spec.problem()
+    problem.check_feasible()  # before the storage: an infeasible study leaves nothing behind
     artifacts = store_for(st.storage, st.artifacts)
-    problem = dataclasses.replace(spec.problem(), artifacts=artifacts)
+    problem = dataclasses.replace(problem, artifacts=artifacts)
+    with exclusive_writer(st.storage):
+        return _run(spec, problem, backend, progress, artifacts, warm_start, warm_start_storage)
+
+
+def _run(
+    spec: StudySpec,
+    problem: Problem,
+    backend: str,
+    progress: bool,
+    artifacts: ArtifactStore | None,
+    warm_start: str | Path | None,
+    warm_start_storage: str | None,
+) -> StudyResult:
+    st = spec.study
     store = open_storage(st.storage)
     # Seed the sampler from the study seed *and* the trials already stored, so a resumed run
     # continues the sequence instead of replaying its first proposals.
@@ -177,14 +198,18 @@ def _warm_source(target: str | Path, storage: str | None, default: str) -> optun
     return open_result(str(target), storage=storage or default).study
 
 
+FILES = ("sqlite", "journal")
+
+
 def _check_job_storage(url: str, backend: str) -> None:
     """Inside a Ray job the driver runs in a temporary copy of the working directory, so a
     relative SQLite path would put the study there, to be lost with the job."""
-    rel = url.startswith("sqlite:///") and not url.startswith("sqlite:////")
+    rel = any(url.startswith(f"{s}:///") and not url.startswith(f"{s}:////") for s in FILES)
     if rel and os.environ.get("RAY_JOB_ID") and backend == "ray":
         raise StorageError(
             f"storage {url} is relative, and this Ray job runs in a temporary working "
-            "directory: give an absolute path (sqlite:////abs/path/study.db) or a database URL"
+            "directory: give an absolute path (sqlite:////abs/path/study.db, "
+            "journal:////abs/path/study.log) or a database URL"
         )
 
 

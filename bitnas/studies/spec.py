@@ -1,6 +1,7 @@
 """The study specification: what a study file (TOML) or a launch script declares.
 
-A study file has the sections [study], [data], [space], [budget] and [train]; see
+A study file has the sections [study], [data], [space], [budget], [train], [ray] and
+[limits]; see
 ``studies/digits.toml``. Every error names the field, the bad value, what is allowed and where.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from bitnas.errors import RegistryError, SpecError
 from bitnas.evaluators import DataSpec, TrainedEvaluator, TrainSpec, dataset_info
 from bitnas.evaluators._base import Evaluator
+from bitnas.evaluators.limits import TrialLimits, limited
 from bitnas.evaluators.table import TableEvaluator
 from bitnas.search.problem import Problem
 from bitnas.search.raytune import RaySettings
@@ -56,7 +58,8 @@ class StudySection:
             object.__setattr__(self, "storage", f"sqlite:///runs/{self.name}.db")
         if not isinstance(self.storage, str) or "://" not in self.storage:
             raise SpecError(
-                f"`storage` must be a database URL like sqlite:///runs/x.db, got {self.storage!r}",
+                "`storage` must be a database URL like sqlite:///runs/x.db or a journal file "
+                f"URL like journal:///runs/x.log, got {self.storage!r}",
                 field="storage",
             )
         t = self.trials
@@ -140,6 +143,7 @@ class StudySpec:
     table: TableSection = field(default_factory=TableSection)
     #: [stopper]: parameters of the stopper named by [study] `stopper` (its defaults if empty)
     stopper: Mapping[str, Any] = field(default_factory=dict)
+    limits: TrialLimits = field(default_factory=TrialLimits)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> StudySpec:
@@ -199,7 +203,19 @@ class StudySpec:
             return dict(t)
 
         stopper = section("stopper", build_stopper)
-        return cls(study, data_spec, space, budget, train, ray, source, table, stopper)
+        limits = plain("limits", TrialLimits)
+        return cls(
+            study,
+            data_spec,
+            space,
+            budget,
+            train,
+            ray,
+            source,
+            table=table,
+            stopper=stopper,
+            limits=limits,
+        )
 
     def _override(self, section: str, fields: dict[str, Any]) -> StudySpec:
         changes = {k: v for k, v in fields.items() if v is not None}
@@ -272,13 +288,14 @@ class StudySpec:
             raise e.located(f"[stopper] of {self.source or 'the study spec'}") from None
 
     def problem(self) -> Problem:
+        evaluator = limited(self.evaluator(), self.limits)  # caps: each trial in a child process
         return Problem(
             space=self.space,
-            evaluator=self.evaluator(),
+            evaluator=evaluator,
             budget=self.budget,
             seed=self.study.seed,
             stopper=self.make_stopper(),
         )
 
 
-SECTIONS = ["study", "data", "space", "budget", "train", "ray", "table", "stopper"]
+SECTIONS = ["study", "data", "space", "budget", "train", "ray", "table", "stopper", "limits"]

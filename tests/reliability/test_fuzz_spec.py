@@ -45,7 +45,9 @@ def _accepts_or_explains(load) -> None:  # type: ignore[no-untyped-def]
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     base=st.sampled_from(range(len(BASES))),
-    section=st.sampled_from(["study", "data", "space", "budget", "train", "ray", "extra"]),
+    section=st.sampled_from(
+        ["study", "data", "space", "budget", "train", "ray", "limits", "extra"]
+    ),
     key=st.one_of(
         st.sampled_from(
             [
@@ -65,6 +67,9 @@ def _accepts_or_explains(load) -> None:  # type: ignore[no-untyped-def]
                 "input_shape",
                 "cpus_per_trial",
                 "stem",
+                "storage",
+                "trial_seconds",
+                "trial_memory_mb",
             ]
         ),
         st.text(max_size=8),

@@ -165,56 +165,6 @@ def test_resnet18_costing_study_and_refusal_to_train(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_mid_study_then_the_same_command_resumes(tmp_path):
-    import signal
-    import sqlite3
-    import time
-
-    f = tmp_path / "k.toml"
-    db = tmp_path / "k.db"
-    f.write_text(
-        STUDY.format(db=db).replace("trials = 5", "trials = 6").replace("epochs = 3", "epochs = 15")
-    )
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "bitnas", "run", str(f), "--no-progress"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-
-    def states():
-        """Trial states, with the last one's state only once it is training (has its owner)."""
-        if not db.exists():
-            return []
-        with sqlite3.connect(db) as con:
-            try:
-                rows = list(con.execute(
-                    "select t.state, (select count(*) from trial_user_attributes a where "
-                    "a.trial_id = t.trial_id and a.key = 'summary') from trials t"
-                ))  # fmt: skip
-            except sqlite3.OperationalError:
-                return []
-        return [s if s != "RUNNING" or owned else "ASKED" for s, owned in rows]
-
-    deadline = time.time() + 120
-    while not (states().count("COMPLETE") >= 2 and states()[-1:] == ["RUNNING"]):
-        assert time.time() < deadline and proc.poll() is None, states()
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    before = states()
-    assert before.count("RUNNING") == 1
-    again = bitnas("run", f, "--no-progress")
-    assert "now 6 finished trials" in again.stdout
-    out = tmp_path / "k.parquet"
-    bitnas("export", f, "--parquet", out)
-    rows = pq.read_table(out).to_pylist()
-    assert [r["number"] for r in rows] == list(range(len(rows)))  # nothing lost, no gaps
-    assert not [r for r in rows if r["state"] == "RUNNING"]
-    abandoned = [r for r in rows if r["error"] and r["error"].startswith("abandoned")]
-    assert len(abandoned) == 1
-    trained = [r for r in rows if r["state"] == "COMPLETE" and r["duplicate_of"] is None]
-    assert len(trained) == 6
-
-
-@pytest.mark.slow
 def test_run_with_stopper_and_warm_start_flags(tmp_path):
     import tomllib
 
