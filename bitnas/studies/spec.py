@@ -22,10 +22,12 @@ from bitnas.search.raytune import RaySettings
 from bitnas.search.samplers import SAMPLERS
 from bitnas.spaces import SPACES, Budget, SearchSpace
 from bitnas.spaces.architecture import NeuronSpec
+from bitnas.studies.sweep import SweepSection
 
 __all__ = ["SECTIONS", "StudySection", "StudySpec"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+# "/" separates the parts of a sweep cell's name (``<name>/<allocation>/<budget>``).
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)*$")
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class StudySection:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise SpecError(
                 "`name` must be letters, digits, '_', '-' or '.', starting with a letter or "
-                f"digit, got {self.name!r}",
+                f"digit (parts may be joined by '/'), got {self.name!r}",
                 field="name",
             )
         if not self.storage:
@@ -108,6 +110,7 @@ class StudySpec:
     train: TrainSpec = field(default_factory=TrainSpec)
     ray: RaySettings = field(default_factory=RaySettings)
     source: str | None = None
+    sweep: SweepSection | None = None  # [sweep]: see bitnas.studies.sweep
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> StudySpec:
@@ -155,7 +158,13 @@ class StudySpec:
         budget = plain("budget", Budget)
         train = plain("train", TrainSpec)
         ray = plain("ray", RaySettings)
-        return cls(study, data_spec, space, budget, train, ray, source)
+        sweep = plain("sweep", SweepSection) if "sweep" in data else None
+        spec = cls(study, data_spec, space, budget, train, ray, source, sweep)
+        if sweep is not None:
+            from bitnas.studies.sweep import cells
+
+            cells(spec)  # every family must fit every budget: fail at load, not mid-sweep
+        return spec
 
     def _override(self, section: str, fields: dict[str, Any]) -> StudySpec:
         changes = {k: v for k, v in fields.items() if v is not None}
@@ -217,4 +226,4 @@ class StudySpec:
         )
 
 
-SECTIONS = ["study", "data", "space", "budget", "train", "ray"]
+SECTIONS = ["study", "data", "space", "budget", "train", "ray", "sweep"]
