@@ -1,4 +1,4 @@
-"""The ``bitnas`` command line: run, pareto, export, cost."""
+"""The ``bitnas`` command line: run, pareto, export, cost, report."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bitnas.errors import BitnasError
 from bitnas.studies.report import format_counts, format_front
+
+if TYPE_CHECKING:
+    from bitnas.studies.api import StudyResult
+    from bitnas.studies.spec import StudySpec
+    from bitnas.studies.sweep import Cell
 
 __all__ = ["main"]
 
@@ -67,13 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cost", help="size and cost range of a study's space, share within budget")
     c.add_argument("file", help="study file (TOML)")
     _add_storage(c)
+
+    rp = sub.add_parser("report", help="write a Markdown + PNG report of a study or a sweep")
+    rp.add_argument("target", help="study file (TOML; a sweep reports every cell) or study name")
+    rp.add_argument("--out", required=True, metavar="DIR", help="folder for report.md and PNGs")
+    _add_storage(rp)
     return ap
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bitnas.studies.api import run
+    from bitnas.studies.loader import load_spec
 
     t0 = time.perf_counter()
+    if (sweep_spec := load_spec(args.file)).sweep is not None:
+        return _run_sweep(args, sweep_spec, t0)
     result = run(
         args.file,
         trials=args.trials,
@@ -98,6 +112,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "target was not reached (the feasible space may be exhausted)"
         )
     print(format_front(result.study, budget=spec.budget.bitops))
+    return 0
+
+
+def _run_sweep(args: argparse.Namespace, spec: StudySpec, t0: float) -> int:
+    from bitnas.errors import SpecError
+    from bitnas.studies.sweep import run_sweep
+
+    if args.seed is not None or args.backend != "local":
+        raise SpecError("a sweep runs locally with its [sweep] seeds: drop --seed and --backend")
+
+    def done(cell: Cell, result: StudyResult) -> None:
+        print(
+            f"cell {cell.name!r}: added {format_counts(result.added)}; now "
+            f"{format_counts(result.counts())} ({time.perf_counter() - t0:.0f} s so far)",
+            flush=True,
+        )
+
+    results = run_sweep(
+        spec,
+        on_cell=done,
+        trials=args.trials,
+        sampler=args.sampler,
+        storage=args.storage,
+        progress=not args.no_progress,
+    )
+    print(f"sweep of {len(results)} studies done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bitnas.studies.reporting import report
+
+    md = report(args.target, out=args.out, storage=args.storage)
+    print(f"wrote {md} and its figures in {md.parent}")
     return 0
 
 
@@ -176,7 +224,13 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "pareto": _cmd_pareto, "export": _cmd_export, "cost": _cmd_cost}
+COMMANDS = {
+    "run": _cmd_run,
+    "pareto": _cmd_pareto,
+    "export": _cmd_export,
+    "cost": _cmd_cost,
+    "report": _cmd_report,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
