@@ -48,9 +48,7 @@ class Allocation:
 ALLOCATIONS: Registry[Allocation] = Registry("allocation family")
 for _a in (
     Allocation("binary_spikes", "binary spikes (abits=1, T>1)", binary=True, single_step=False),
-    Allocation(
-        "multibit_single_step", "single-step multi-bit (T=1)", binary=False, single_step=True
-    ),
+    Allocation("multibit_single_step", "single-step (T=1)", binary=False, single_step=True),
     Allocation(
         "multibit_spikes", "multi-bit spikes (abits>1, T>1)", binary=False, single_step=False
     ),

@@ -319,10 +319,24 @@ def _plot_pareto(
     plt.close(fig)
 
 
-def _plot_density(front: Sequence[Record], path: Path) -> None:
+def _short_names(sources: Sequence[Source]) -> dict[str, str]:
+    """Study name -> a short tag for tables: ``<family>/<budget>[/s<seed>]`` for sweep cells."""
+    seeds = {s.seed for s in sources}
+    out = {}
+    for s in sources:
+        if s.allocation is None or s.budget is None:
+            out[s.name] = s.name
+        else:
+            tag = f"{s.allocation}/{_fmt_ops(s.budget)}"
+            out[s.name] = tag + (f"/s{s.seed}" if len(seeds) > 1 else "")
+    return out
+
+
+def _plot_density(front: Sequence[Record], path: Path, short: dict[str, str]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
     for r in front:
         if r.densities is None:
             continue
@@ -331,7 +345,8 @@ def _plot_density(front: Sequence[Record], path: Path) -> None:
             r.densities,
             marker="o",
             lw=1,
-            label=f"#{r.number} T={r.timesteps} a={'/'.join(map(str, r.abits))}",
+            label=f"#{r.number} {short[r.study] if len(short) > 1 else ''} "
+            f"T={r.timesteps} a={'/'.join(map(str, r.abits))}",
         )
     ax.axhline(INFORMATION_EFFICIENT_DENSITY, color="black", ls="--", lw=1, label="50%")
     ax.set_xlabel("layer (its input's bit density; 0 = the network input)")
@@ -416,8 +431,9 @@ def _iso_text(c: IsoCell) -> str:
 
 
 def _verdicts(cells: Sequence[IsoCell], budgets: Sequence[float]) -> list[str]:
-    """One sentence per budget: which family has the best (seed-mean) accuracy, by how much,
-    and whether that lead exceeds the spread between seeds."""
+    """One line per budget: the family with the best (seed-mean) accuracy and its lead over
+    each other family; with several seeds, whether the seeds' bests overlap (every seed of
+    the winner above every seed of the other is the only lead called clear)."""
     out = []
     for b in budgets:
         here = [c for c in cells if c.budget == b and c.mean_val is not None]
@@ -427,17 +443,19 @@ def _verdicts(cells: Sequence[IsoCell], budgets: Sequence[float]) -> list[str]:
         here.sort(key=lambda c: c.mean_val or 0.0, reverse=True)
         win = here[0]
         label = ALLOCATIONS.get(win.allocation).label
+        parts = []
+        for other in here[1:]:
+            lead = (win.mean_val or 0.0) - (other.mean_val or 0.0)
+            part = f"{other.allocation} by {lead:.3f}"
+            if len(win.best) > 1 or len(other.best) > 1:
+                clear = min(r.val for r in win.found) > max(r.val for r in other.found)
+                part += " (clear: every seed ahead)" if clear else " (seeds overlap: within noise)"
+            parts.append(part)
         text = f"- {_fmt_ops(b)} BitOps: **{label}** {win.mean_val:.3f}"
-        if len(here) > 1:
-            second = here[1]
-            lead = (win.mean_val or 0.0) - (second.mean_val or 0.0)
-            text += f", ahead of {second.allocation} by {lead:.3f}"
-            spreads = [max(r.val for r in c.found) - min(r.val for r in c.found) for c in here[:2]]
-            if len(win.best) > 1:
-                noisy = lead <= max(spreads)
-                text += f" (seed spread up to {max(spreads):.3f}: " + (
-                    "within noise)" if noisy else "larger than the seed spread)"
-                )
+        if parts:
+            text += ", ahead of " + ", ".join(parts)
+        if len(win.best) == 1:
+            text += " (one seed: no noise estimate)"
         missing = [c.allocation for c in cells if c.budget == b and c.mean_val is None]
         if missing:
             text += f"; no feasible trial for {', '.join(missing)}"
@@ -579,15 +597,20 @@ def write_report(
         "layer 0 is fed the network input). An information-efficient code would sit near 50%.",
         "",
     ]
+    short = _short_names(sources)
+
+    def tid(r: Record) -> str:
+        return f"#{r.number}" + (f" {short[r.study]}" if len(sources) > 1 else "")
+
     dens_rows = []
     for r in front:
         if r.densities is None:
-            dens_rows.append([f"#{r.number}", str(r.timesteps), "", "not measured", ""])
+            dens_rows.append([tid(r), str(r.timesteps), "", "not measured", ""])
             continue
         hidden = r.densities[1:]
         dens_rows.append(
             [
-                f"#{r.number}",
+                tid(r),
                 str(r.timesteps),
                 "/".join(map(str, r.abits)),
                 " / ".join(f"{d:.2f}" for d in r.densities),
@@ -608,12 +631,12 @@ def write_report(
     ev_rows = []
     for r in front:
         if r.event_bitops is None:
-            ev_rows.append([f"#{r.number}", f"{r.bitops:,.0f}", "-", "-", "-"])
+            ev_rows.append([tid(r), f"{r.bitops:,.0f}", "-", "-", "-"])
             continue
         ratio = r.event_bitops / r.bitops if r.bitops else float("nan")
         ev_rows.append(
             [
-                f"#{r.number}",
+                tid(r),
                 f"{r.bitops:,.0f}",
                 f"{r.event_bitops:,.0f}",
                 f"{ratio:.2f}",
@@ -640,7 +663,7 @@ def write_report(
     lines += [""]
 
     _plot_pareto(recs, front, k, budgets, out / "pareto.png")
-    _plot_density(front, out / "density.png")
+    _plot_density(front, out / "density.png", short)
     _plot_hv(sources, out / "hypervolume.png")
     md = out / "report.md"
     md.write_text("\n".join(lines), encoding="utf-8")
