@@ -215,9 +215,7 @@ def iso_budget(
         for a in allocations:
             groups: dict[int | None, list[Record]] = {}
             for s in sources:
-                if (s.allocation is not None and s.allocation != a) or (
-                    s.allocation is not None and s.budget != b
-                ):
+                if s.allocation is not None and (s.allocation != a or s.budget != b):
                     continue
                 groups.setdefault(s.seed, [])
                 groups[s.seed] += [
