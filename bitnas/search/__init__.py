@@ -37,7 +37,9 @@ def optimize(
     (``options`` go to the backend, e.g. ``settings=RaySettings(...)`` for "ray")."""
     runner = BACKENDS.get(backend)
     problem.check_feasible()
-    if backend == "local":  # on Ray, workers check their own device and load their data
+    # on Ray, workers check their own device and load their data; with nothing to train (a
+    # study, or a sweep cell, already at its target) there is no data to load
+    if backend == "local" and n_trials > 0:
         problem.evaluator.prepare()
     close_abandoned(study)
     return runner(study, problem, n_trials, progress=progress, **options)

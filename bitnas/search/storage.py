@@ -160,7 +160,8 @@ def _write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
-    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    # names only: study summaries would read every trial of every study (slow for sweeps)
+    return optuna.get_all_study_names(storage)
 
 
 def load_study(storage: optuna.storages.BaseStorage, name: str, url: str = "") -> optuna.Study:

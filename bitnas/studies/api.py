@@ -124,6 +124,11 @@ def run(
     _quiet_optuna()
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
+    if spec.sweep is not None:
+        raise SpecError(
+            f"{spec.source or 'this spec'} is a sweep (it has a [sweep] section): run it with "
+            "`bitnas run` or bitnas.studies.sweep.run_sweep, one study per cell"
+        )
     spec = spec.replace(trials=trials, sampler=sampler, storage=storage, seed=seed, stopper=stopper)
     if backend != "ray" and (address is not None or max_concurrent is not None):
         raise SpecError("--address and --max-concurrent apply only with --backend ray")
@@ -222,6 +227,14 @@ def open_result(target: StudySpec | str | Path, *, storage: str | None = None) -
         spec = target
     elif str(target).endswith(".toml") or Path(target).is_file():
         spec = load_spec(target)
+    if spec is not None and spec.sweep is not None:
+        from bitnas.studies.sweep import sweep_names
+
+        names = sweep_names(spec)
+        raise SpecError(
+            f"{spec.source or 'this spec'} is a sweep of {len(names)} studies; name one, e.g. "
+            f"{names[0]!r} with --storage {storage or spec.study.storage}, or use `bitnas report`"
+        )
     if spec is not None:
         name, url = spec.study.name, storage or spec.study.storage
     else:

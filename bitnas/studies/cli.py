@@ -1,4 +1,4 @@
-"""The ``bitnas`` command line: run, pareto, export, cost, dashboard."""
+"""The ``bitnas`` command line: run, pareto, export, cost, report, dashboard, bench-table."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bitnas.errors import BitnasError
 from bitnas.studies.report import format_counts, format_front
+
+if TYPE_CHECKING:
+    from bitnas.studies.api import StudyResult
+    from bitnas.studies.spec import StudySpec
+    from bitnas.studies.sweep import Cell
 
 __all__ = ["main"]
 
@@ -99,13 +105,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--workers", type=int, default=1, metavar="N", help="parallel processes")
     t.add_argument("--no-progress", action="store_true", help="no progress line")
+    rp = sub.add_parser("report", help="write a Markdown + PNG report of a study or a sweep")
+    rp.add_argument("target", help="study file (TOML; a sweep reports every cell) or study name")
+    rp.add_argument("--out", required=True, metavar="DIR", help="folder for report.md and PNGs")
+    _add_storage(rp)
     return ap
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bitnas.studies.api import run
+    from bitnas.studies.loader import load_spec
 
     t0 = time.perf_counter()
+    if (sweep_spec := load_spec(args.file)).sweep is not None:
+        return _run_sweep(args, sweep_spec, t0)
     result = run(
         args.file,
         trials=args.trials,
@@ -135,6 +148,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "target was not reached (the feasible space may be exhausted)"
         )
     print(format_front(result.study, budget=spec.budget.bitops))
+    return 0
+
+
+def _run_sweep(args: argparse.Namespace, spec: StudySpec, t0: float) -> int:
+    from bitnas.errors import SpecError
+    from bitnas.studies.sweep import run_sweep
+
+    if args.seed is not None or args.backend != "local":
+        raise SpecError("a sweep runs locally with its [sweep] seeds: drop --seed and --backend")
+
+    def done(cell: Cell, result: StudyResult) -> None:
+        print(
+            f"cell {cell.name!r}: added {format_counts(result.added)}; now "
+            f"{format_counts(result.counts())} ({time.perf_counter() - t0:.0f} s so far)",
+            flush=True,
+        )
+
+    results = run_sweep(
+        spec,
+        on_cell=done,
+        trials=args.trials,
+        sampler=args.sampler,
+        storage=args.storage,
+        progress=not args.no_progress,
+    )
+    print(f"sweep of {len(results)} studies done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bitnas.studies.reporting import report
+
+    md = report(args.target, out=args.out, storage=args.storage)
+    print(f"wrote {md} and its figures in {md.parent}")
     return 0
 
 
@@ -246,6 +293,7 @@ COMMANDS = {
     "cost": _cmd_cost,
     "bench-table": _cmd_bench_table,
     "dashboard": _cmd_dashboard,
+    "report": _cmd_report,
 }
 
 

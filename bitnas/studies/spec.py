@@ -26,10 +26,12 @@ from bitnas.search.samplers import SAMPLERS
 from bitnas.search.stopping import STOPPERS, Stopper, make_stopper
 from bitnas.spaces import SPACES, Budget, SearchSpace
 from bitnas.spaces.architecture import NeuronSpec
+from bitnas.studies.sweep import SweepSection
 
 __all__ = ["SECTIONS", "StudySection", "StudySpec"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+# "/" separates the parts of a sweep cell's name (``<name>/<allocation>/<budget>``).
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)*$")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class StudySection:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise SpecError(
                 "`name` must be letters, digits, '_', '-' or '.', starting with a letter or "
-                f"digit, got {self.name!r}",
+                f"digit (parts may be joined by '/'), got {self.name!r}",
                 field="name",
             )
         if not self.storage:
@@ -144,6 +146,7 @@ class StudySpec:
     #: [stopper]: parameters of the stopper named by [study] `stopper` (its defaults if empty)
     stopper: Mapping[str, Any] = field(default_factory=dict)
     limits: TrialLimits = field(default_factory=TrialLimits)
+    sweep: SweepSection | None = None  # [sweep]: see bitnas.studies.sweep
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> StudySpec:
@@ -204,7 +207,8 @@ class StudySpec:
 
         stopper = section("stopper", build_stopper)
         limits = plain("limits", TrialLimits)
-        return cls(
+        sweep = plain("sweep", SweepSection) if "sweep" in data else None
+        spec = cls(
             study,
             data_spec,
             space,
@@ -215,7 +219,13 @@ class StudySpec:
             table=table,
             stopper=stopper,
             limits=limits,
+            sweep=sweep,
         )
+        if sweep is not None:
+            from bitnas.studies.sweep import cells
+
+            cells(spec)  # every family must fit every budget: fail at load, not mid-sweep
+        return spec
 
     def _override(self, section: str, fields: dict[str, Any]) -> StudySpec:
         changes = {k: v for k, v in fields.items() if v is not None}
@@ -298,4 +308,15 @@ class StudySpec:
         )
 
 
-SECTIONS = ["study", "data", "space", "budget", "train", "ray", "table", "stopper", "limits"]
+SECTIONS = [
+    "study",
+    "data",
+    "space",
+    "budget",
+    "train",
+    "ray",
+    "table",
+    "stopper",
+    "limits",
+    "sweep",
+]

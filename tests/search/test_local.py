@@ -107,3 +107,18 @@ def test_failed_trials_are_retried_by_the_next_run():
     state["fail"] = False
     added = optimize(study, problem, 3 - counts(study.trials)["finished"], progress=False)
     assert added["finished"] == 3 and counts(study.trials)["failed"] == MAX_CONSECUTIVE_FAILURES
+
+
+def test_nothing_to_train_loads_nothing():
+    # a study (or sweep cell) at its target: re-running it must not load data or train
+    class Unloadable(SpyEvaluator):
+        def prepare(self) -> None:
+            raise SpecError("prepare must not run with nothing to train")
+
+    spy = Unloadable()
+    problem = Problem(space=small_space(), evaluator=spy)
+    study = new_study(problem)
+    assert optimize(study, problem, 0, progress=False)["finished"] == 0
+    assert spy.seen == [] and study.trials == []
+    with pytest.raises(SpecError, match="must not run"):
+        optimize(study, problem, 1, progress=False)
