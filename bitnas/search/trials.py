@@ -314,23 +314,33 @@ def propose(
             params = _feasible_draw(problem, seed=problem.seed * 1_000_003 + len(study.trials))
             study.enqueue_trial(params, user_attrs={"proposed_by": "feasible-fallback"})
         trial = study.ask()
-        arch = problem.space.sample(trial)
-        cost = float(problem.cost(arch))
-        _record_architecture(trial, arch, budget, problem.space.layer_policy())
-        if budget.bitops is not None:
-            trial.set_constraint(Budget.CONSTRAINT, budget.excess(cost))
-            _set_legacy_constraint(trial, budget.excess(cost))
-        # the dashboard draws feasibility only for trials with values; rejected trials have none
-        trial.set_user_attr("feasible", budget.allows(cost))
-        if problem.artifacts is not None:
-            upload_architecture(problem.artifacts, trial, arch)
-        if budget.allows(cost):
-            dup = (seen or {}).get(arch.key())
-            return Proposal(trial, arch, cost, dup)
-        trial.set_user_attr(
-            ATTR_REJECTED, f"over budget: {cost:,.0f} > {budget.bitops:,.0f} BitOps, not trained"
-        )
-        study.tell(trial, state=TrialState.PRUNED)
+        try:
+            arch = problem.space.sample(trial)
+            cost = float(problem.cost(arch))
+            _record_architecture(trial, arch, budget, problem.space.layer_policy())
+            if budget.bitops is not None:
+                trial.set_constraint(Budget.CONSTRAINT, budget.excess(cost))
+                _set_legacy_constraint(trial, budget.excess(cost))
+            # the dashboard draws feasibility only for trials with values; rejected trials have none
+            trial.set_user_attr("feasible", budget.allows(cost))
+            if problem.artifacts is not None:
+                upload_architecture(problem.artifacts, trial, arch)
+            if budget.allows(cost):
+                dup = (seen or {}).get(arch.key())
+                return Proposal(trial, arch, cost, dup)
+            trial.set_user_attr(
+                ATTR_REJECTED,
+                f"over budget: {cost:,.0f} > {budget.bitops:,.0f} BitOps, not trained",
+            )
+            study.tell(trial, state=TrialState.PRUNED)
+        except BaseException as e:
+            # Ctrl-C or an error between ask and the runner taking the trial over (sampling,
+            # recording, uploading the artifact): close it rather than leave it RUNNING.
+            if not study._storage.get_trial(trial._trial_id).state.is_finished():
+                why = "interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__
+                study._storage.set_trial_user_attr(trial._trial_id, ATTR_ERROR, f"{why}: {e}")
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
         rejected += 1
 
 
