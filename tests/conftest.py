@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -109,3 +110,10 @@ def write_curve_table(
     out = Path(path)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out)
     return out
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for processes a test will Ctrl-C: a shell starts background jobs with
+    SIGINT ignored and exec keeps that, so a suite run in the background would hand its
+    children an ignored SIGINT. Restore the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import default_sigint
 from tests.studies.test_cli import STUDY, bitnas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,8 @@ def states(db: Path) -> list[str]:
 def start(f: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.Popen([sys.executable, "-m", "bitnas", "run", str(f), "--no-progress"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                            preexec_fn=default_sigint)  # fmt: skip
 
 
 def wait_until_training(proc: subprocess.Popen[bytes], db: Path, complete: int) -> None:
@@ -128,8 +130,8 @@ def test_ctrl_c_closes_the_running_trial_and_says_how_to_resume(tmp_path):
     proc = start(f)
     wait_until_training(proc, db, complete=1)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out.decode(), err.decode(), states(db))
     assert "Run the same command again to continue the study." in err.decode()
     assert "Traceback" not in err.decode()
     after = states(db)

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from bitnas.evaluators import CallableEvaluator, EvalResult
 from bitnas.search import Problem, RaySettings, counts, front_trials, optimize, pareto_mask
 from bitnas.spaces import Architecture, Budget, bitops
-from tests.conftest import small_space, synthetic_accuracy
+from tests.conftest import default_sigint, small_space, synthetic_accuracy
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,7 +188,8 @@ def test_ctrl_c_stops_the_run_closes_its_trials_and_says_so(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen([sys.executable, "-m", "bitnas", "run", str(f), "--backend", "ray",
                              "--no-progress"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # fmt: skip
     deadline = time.time() + 120
     while True:
         running = []
@@ -233,6 +234,7 @@ def test_study_submitted_as_a_ray_job_to_a_local_head(tmp_path):
          f"--metrics-export-port={metrics}", "--num-cpus=2", "--disable-usage-stats",
          f"--temp-dir={short_tmp}"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=default_sigint,  # it is stopped by SIGINT
     )  # fmt: skip
     try:
         db = tmp_path / "job.db"
