@@ -41,6 +41,9 @@ from bitnas.studies.loader import load_spec
 HERE = Path(__file__).resolve().parent
 SAMPLERS = ["random", "tpe", "tpe-default", "nsga2", "nsga3", "gp", "qmc", "known-cost"]
 TARGETS = (0.95, 0.99)
+#: Runs cached with --runs are reused only under the same version: bump it whenever a
+#: sampler or this script changes what a run measures.
+VERSION = 2
 
 
 def _sampler(name: str, seed: int, problem: Problem) -> optuna.samplers.BaseSampler:
@@ -69,8 +72,11 @@ def run_one(spec_path: Path, table: Path, sampler: str, seed: int, trials: int) 
     acc: list[float] = []
     cost: list[float] = []
     history: list[float] = []
+    linear: list[float] = []
     rejected = duplicates = 0
-    budget = float(spec.budget.bitops or 0)
+    if spec.budget.bitops is None:
+        raise SystemExit(f"{spec_path}: search quality needs a [budget] (the HV reference)")
+    budget = float(spec.budget.bitops)
     for t in study.get_trials(deepcopy=False):
         if ATTR_REJECTED in t.user_attrs:
             rejected += 1
@@ -83,10 +89,15 @@ def run_one(spec_path: Path, table: Path, sampler: str, seed: int, trials: int) 
         acc.append(t.values[0])
         cost.append(t.values[1])
         history.append(front_hypervolume(acc, cost, budget=budget, cost_min=_COST_MIN[table]))
+        linear.append(linear_hypervolume(acc, cost, budget))
     return {
         "sampler": sampler,
         "seed": seed,
+        "table": str(table.name),
         "hv": history,
+        "hv_linear": linear,
+        "accuracy": acc,
+        "bitops": cost,
         "rejected": rejected,
         "duplicates": duplicates,
         "seconds": seconds,
@@ -118,6 +129,23 @@ def true_hypervolume(table: Path, budget: float) -> tuple[float, int, int]:
     return hv, front, len(entries)
 
 
+def linear_hypervolume(acc: list[float], cost: list[float], budget: float) -> float:
+    """Hypervolume on a *linear* cost axis, reference (accuracy 0, the budget): the axis the
+    generic samplers optimise (they see raw BitOps), reported beside the log-axis one so the
+    comparison does not rest on the known-cost sampler's own axis."""
+    from bitnas.search.pareto import hypervolume
+
+    pts = [(a, c / budget) for a, c in zip(acc, cost, strict=True)]
+    return hypervolume(pts, [0.0, 1.0], ["maximize", "minimize"])
+
+
+def true_linear_hypervolume(table: Path, budget: float) -> float:
+    entries = [e for e in _table_evaluator(table).entries().values() if e.bitops <= budget]
+    return linear_hypervolume(
+        [e.val_accuracy for e in entries], [e.bitops for e in entries], budget
+    )
+
+
 def reached(history: list[float], truth: float, target: float, trials: int) -> int:
     for n, hv in enumerate(history, start=1):
         if hv >= target * truth - 1e-12:
@@ -125,19 +153,22 @@ def reached(history: list[float], truth: float, target: float, trials: int) -> i
     return trials + 1
 
 
-def summarise(runs: list[dict[str, Any]], truth: float, trials: int) -> dict[str, Any]:
+def summarise(
+    runs: list[dict[str, Any]], truth: float, trials: int, truth_linear: float
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in dict.fromkeys(r["sampler"] for r in runs):
         rs = [r for r in runs if r["sampler"] == name]
         row: dict[str, Any] = {"seeds": len(rs)}
         for target in TARGETS:
-            ns = [reached(r["hv"], truth, target, trials) for r in rs]
-            row[f"to_{int(target * 100)}"] = {
-                "mean": statistics.mean(ns),
-                "sd": statistics.stdev(ns) if len(ns) > 1 else 0.0,
-                "median": statistics.median(ns),
-                "not_reached": sum(n > trials for n in ns),
-            }
+            for suffix, key, t in (("", "hv", truth), ("_linear", "hv_linear", truth_linear)):
+                ns = [reached(r[key], t, target, trials) for r in rs]
+                row[f"to_{int(target * 100)}{suffix}"] = {
+                    "mean": statistics.mean(ns),
+                    "sd": statistics.stdev(ns) if len(ns) > 1 else 0.0,
+                    "median": statistics.median(ns),
+                    "not_reached": sum(n > trials for n in ns),
+                }
         for n in (10, 25, 50, 100, 150):
             if n <= trials:
                 vals = [r["hv"][min(n, len(r["hv"])) - 1] / truth for r in rs if r["hv"]]
@@ -152,14 +183,18 @@ def summarise(runs: list[dict[str, Any]], truth: float, trials: int) -> dict[str
 def markdown(summary: dict[str, Any], trials: int) -> str:
     """The summary as a Markdown table (means +- sd over seeds)."""
     lines = [
-        "| sampler | trials to 95% HV | trials to 99% HV | HV at 25 | HV at 50 "
+        "| sampler | seeds | trials to 95% HV | trials to 99% HV | to 99%, median "
+        "| to 99% HV, linear cost | HV at 25 | HV at 50 "
         "| over-budget proposals | repeated proposals | s / study |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in summary.items():
-        cells = []
-        for t in ("to_95", "to_99"):
-            c = r[t]
+        cells = [str(r["seeds"])]
+        for t in ("to_95", "to_99", "median", "to_99_linear"):
+            c = r["to_99" if t == "median" else t]
+            if t == "median":
+                cells.append(f"{c['median']:.0f}")
+                continue
             miss = f" ({c['not_reached']} seeds > {trials})" if c["not_reached"] else ""
             cells.append(f"{c['mean']:.1f} ± {c['sd']:.1f}{miss}")
         cells += [f"{r.get('ratio_at_25', float('nan')):.3f}", f"{r.get('ratio_at_50', 0):.3f}"]
@@ -205,6 +240,13 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--trials", type=int, default=150)
     ap.add_argument("--out", type=Path, help="JSON with every run and the summary")
+    ap.add_argument(
+        "--runs",
+        type=Path,
+        help="JSON-lines file every finished run is appended to at once; runs already in it "
+        "are not repeated (a long benchmark can be stopped and resumed, or split over "
+        "processes by --samplers and merged by pointing --out runs at the same file)",
+    )
     ap.add_argument("--plot", type=Path, help="PNG of mean ratio vs trials")
     ap.add_argument(
         "--from-json", type=Path, help="re-render the table and plot of an earlier --out"
@@ -222,24 +264,44 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     spec_path = HERE / "tables" / f"{args.table}.toml"
     table = HERE / "tables" / f"{args.table}.parquet"
-    budget = float(load_spec(spec_path).budget.bitops or math.inf)
+    budget = float(load_spec(spec_path).budget.bitops or 0) or math.inf
     truth, n_front, n_feasible = true_hypervolume(table, budget)
+    truth_linear = true_linear_hypervolume(table, budget)
     print(
         f"{args.table}: {n_feasible} feasible architectures, true front {n_front} points, "
         f"true HV {truth:.4f}",
         file=sys.stderr,
     )
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    if args.runs and args.runs.exists():
+        for line in args.runs.read_text().splitlines():
+            r = json.loads(line)
+            # a run counts only for the same table, trial count and benchmark version
+            if (r.get("trials"), r.get("table"), r.get("version")) == (
+                args.trials,
+                table.name,
+                VERSION,
+            ):
+                done[(r["sampler"], r["seed"])] = r
     runs = []
     for name in args.samplers.split(","):
         for seed in range(args.seeds):
+            if (name, seed) in done:
+                runs.append(done[(name, seed)])
+                continue
             r = run_one(spec_path, table, name, seed, args.trials)
+            r["trials"] = args.trials
+            r["version"] = VERSION
             runs.append(r)
+            if args.runs:
+                with args.runs.open("a") as f:
+                    f.write(json.dumps(r) + "\n")
             print(
                 f"  {name:12s} seed {seed}: to99 "
                 f"{reached(r['hv'], truth, 0.99, args.trials):4d}  {r['seconds']:.1f} s",
                 file=sys.stderr,
             )
-    summary = summarise(runs, truth, args.trials)
+    summary = summarise(runs, truth, args.trials, truth_linear)
     print(markdown(summary, args.trials))
     if args.out:
         args.out.write_text(
@@ -248,6 +310,7 @@ def main() -> int:
                     "table": args.table,
                     "budget": budget,
                     "true_hv": truth,
+                    "true_hv_linear": truth_linear,
                     "front_points": n_front,
                     "feasible": n_feasible,
                     "trials": args.trials,

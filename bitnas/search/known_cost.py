@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -45,6 +46,10 @@ from optuna.trial import FrozenTrial, TrialState
 __all__ = ["KnownCostSampler", "expected_improvement_2d", "front_segments"]
 
 Params = Mapping[str, Any]
+
+#: System attribute recording the candidate a trial was handed (before its parameters are all
+#: suggested), so a trial asked meanwhile is not handed the same one.
+CHOSEN_ATTR = "known_cost:candidate"
 
 #: Once past the start-up phase, the GP's kernel hyperparameters are re-estimated at every
 #: this-many-th observation (``KnownCostSampler._fit``).
@@ -130,11 +135,17 @@ class KnownCostSampler(BaseSampler):
     direction is the study's). ``features(params)``: numeric features for the surrogate
     (default: the parameters, log-scaled where positive, one-hot where not numeric); the exact
     log-cost is always added. ``reference``: the objective's reference value for the
-    hypervolume (default 0 for a maximised objective, as for accuracy; the worst value seen
-    otherwise). The first ``n_startup_trials`` are spread over cost quantiles at random.
+    hypervolume (default: the worst value seen, less a tenth of the observed range; bitnas
+    passes 0 for accuracy). The first ``n_startup_trials`` are spread over cost quantiles at random.
 
     Never proposes a candidate over budget, nor one already COMPLETE, PRUNED, RUNNING or
-    WAITING in the study (a FAIL one is proposed again once). When every feasible candidate
+    WAITING in the study (a FAIL one is proposed again once); the candidate handed to a trial
+    is recorded on it at once (system attribute ``known_cost:candidate``), so trials asked
+    before earlier ones are told still get different candidates. An enqueued trial with some
+    parameters fixed gets a candidate that agrees with them. Trials are matched to
+    candidates on the candidates' parameters only (an objective may suggest more). Made for
+    two-objective (objective, cost) studies; a float parameter makes the space infinite, and
+    the sampler then says so once and samples at random. When every feasible candidate
     has been tried it falls back to random sampling (duplicates), and says so once.
     """
 
@@ -170,6 +181,8 @@ class KnownCostSampler(BaseSampler):
             self._set_candidates(_space_product(search_space))
         self._warned = False
         self._kernel: Any = None
+        self._unusable = ""
+        self._lock = threading.Lock()
 
     # -- the candidate set ---------------------------------------------------------------
     def _set_candidates(self, cands: list[dict[str, Any]]) -> None:
@@ -240,6 +253,8 @@ class KnownCostSampler(BaseSampler):
     @staticmethod
     def _standardise(f: np.ndarray) -> np.ndarray:
         keep = f.std(axis=0) > 0
+        if not keep.any():  # every candidate alike (one candidate): one constant feature
+            return np.zeros((len(f), 1))
         f = f[:, keep]
         out: np.ndarray = (f - f.mean(axis=0)) / f.std(axis=0)
         return out
@@ -252,12 +267,20 @@ class KnownCostSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
+        if self._unusable:
+            return {}
         if self._cands is None:
             done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if not done:
                 return {}
+            try:
+                cands = _space_product(dict(done[0].distributions))
+            except ValueError as e:  # a float parameter: not a finite space
+                self._unusable = str(e)
+                warnings.warn(f"{e}; sampling at random instead", stacklevel=2)
+                return {}
             self._space = dict(done[0].distributions)
-            self._set_candidates(_space_product(self._space))
+            self._set_candidates(cands)
         assert self._space is not None
         return dict(self._space)
 
@@ -278,7 +301,13 @@ class KnownCostSampler(BaseSampler):
     ) -> dict[str, Any]:
         if self._cands is None or not search_space:
             return {}
-        i = self._choose(study)
+        fixed = dict(trial.system_attrs.get("fixed_params", {}))
+        if fixed and all(k in fixed for k in self._space or {}):
+            return {}  # an enqueued trial with every parameter given: nothing to choose
+        with self._lock:  # threads of one process asking at once get different candidates
+            i = self._choose(study, fixed)
+            if i is not None:
+                study._storage.set_trial_system_attr(trial._trial_id, CHOSEN_ATTR, self._keys[i])
         if i is None:
             if not self._warned:
                 warnings.warn(
@@ -291,19 +320,19 @@ class KnownCostSampler(BaseSampler):
         return dict(self._cands[i])
 
     # -- the choice ----------------------------------------------------------------------
-    def _observed(self, study: Study) -> tuple[dict[int, float], set[int], set[int]]:
+    def _observed(self, study: Study) -> tuple[dict[int, float], set[int], set[int], set[int]]:
         """Candidate index -> objective value (as maximised) of finished trials, the indices
-        not to propose (tried, running, waiting) and those running or waiting."""
+        not to propose (tried, running, waiting), those running or waiting, and those with a
+        final (COMPLETE) value, the only ones that make the front."""
         sign = 1.0 if self._maximised(study) else -1.0
         values: dict[int, float] = {}
         taken: set[int] = set()
         pending: set[int] = set()
+        final: set[int] = set()
         failed: dict[int, int] = {}
         for t in study.get_trials(deepcopy=False):
-            i = self._index.get(_key(t.params)) if t.params else None
-            if t.state == TrialState.WAITING and "fixed_params" in t.system_attrs:
-                i = self._index.get(_key(t.system_attrs["fixed_params"]))
-            if i is None:
+            i = self._trial_index(t)
+            if i is None:  # a trial outside the candidates (another pool or space): ignored
                 continue
             if t.state == TrialState.FAIL:
                 failed[i] = failed.get(i, 0) + 1
@@ -316,21 +345,46 @@ class KnownCostSampler(BaseSampler):
             v: float | None = None
             if t.state == TrialState.COMPLETE and t.values is not None:
                 v = t.values[self._objective]
-            elif t.state == TrialState.PRUNED and t.intermediate_values:
-                # stopped early: its last value bounds what it would have reached
+                if math.isfinite(v):
+                    final.add(i)
+            elif t.state == TrialState.PRUNED and t.intermediate_values and self._objective == 0:
+                # stopped early: its last value (of the first objective: the one reported per
+                # epoch) tells the surrogate the architecture is poor; it is no front point
                 v = t.intermediate_values[max(t.intermediate_values)]
             if v is not None and math.isfinite(v):
                 values[i] = max(values.get(i, -math.inf), sign * v)
-        return values, taken, pending
+        return values, taken, pending, final
 
-    def _choose(self, study: Study) -> int | None:
-        values, taken, pending = self._observed(study)
-        free = np.array([i for i in range(len(self._cands or [])) if i not in taken], dtype=int)
+    def _trial_index(self, t: FrozenTrial) -> int | None:
+        """The candidate a trial holds: the one it was handed, else the one its (or its
+        enqueued) parameters name, counting only the parameters of the candidates' space."""
+        chosen = t.system_attrs.get(CHOSEN_ATTR)
+        if chosen is not None and chosen in self._index:
+            return self._index[chosen]
+        names = self._space or {}
+        params = t.params if t.params else t.system_attrs.get("fixed_params", {})
+        if t.state == TrialState.WAITING:
+            params = {**t.system_attrs.get("fixed_params", {}), **t.params}
+        if not params:
+            return None
+        return self._index.get(_key({k: v for k, v in params.items() if k in names}))
+
+    def _choose(self, study: Study, fixed: Mapping[str, Any]) -> int | None:
+        values, taken, pending, final = self._observed(study)
+        cands = self._cands or []
+        free = np.array(
+            [
+                i
+                for i in range(len(cands))
+                if i not in taken and all(cands[i].get(k, v) == v for k, v in fixed.items())
+            ],
+            dtype=int,
+        )
         if len(free) == 0:
             return None
         if len(values) < self._n_startup:
             return self._startup(free, len(values))
-        return self._ehvi(study, values, pending, free)
+        return self._ehvi(study, values, pending, final, free)
 
     def _startup(self, free: np.ndarray, n_seen: int) -> int:
         # Spread the first trials over cost: pick a random candidate from a random cost
@@ -343,7 +397,12 @@ class KnownCostSampler(BaseSampler):
         return int(self._rng.choice(pool if len(pool) else free))
 
     def _ehvi(
-        self, study: Study, values: dict[int, float], pending: set[int], free: np.ndarray
+        self,
+        study: Study,
+        values: dict[int, float],
+        pending: set[int],
+        final: set[int],
+        free: np.ndarray,
     ) -> int:
         from threadpoolctl import threadpool_limits
 
@@ -351,14 +410,15 @@ class KnownCostSampler(BaseSampler):
         y = np.array([values[i] for i in idx])
         gp = self._fit(idx, y)
         ref = self._reference
-        if ref is None:
-            ref = 0.0 if self._maximised(study) else float(y.min())
+        if ref is None:  # the worst value seen, less a tenth of the range: all points count
+            ref = float(y.min() - 0.1 * (np.ptp(y) or abs(y.min()) or 1.0))
         elif not self._maximised(study):
             ref = -ref
         # Running trials count as observed at their predicted mean (kriging believer), so
-        # parallel workers get different candidates.
+        # parallel workers get different candidates. Only final values make the front.
         running = np.array(sorted(pending - set(values)), dtype=int)
-        xs, ys = list(self._x[idx]), list(y)
+        on_front = np.array([i for i in idx if i in final], dtype=int)
+        xs, ys = list(self._x[on_front]), [values[i] for i in on_front]
         with threadpool_limits(1):
             if len(running):
                 xs += list(self._x[running])

@@ -99,5 +99,6 @@ def known_cost_sampler(problem: Problem, *, seed: int) -> KnownCostSampler:
         candidates=[p for p, _ in pairs],
         search_space=_distributions(problem, [p for p, _ in pairs]),
         features=lambda p: lookup(feats, p),
+        reference=0.0,  # accuracy: the bitnas hypervolume's reference (search/pareto.py)
         seed=seed,
     )

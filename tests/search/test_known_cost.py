@@ -183,3 +183,68 @@ def test_make_sampler_needs_the_problem():
 
     with pytest.raises(SpecError, match="needs the search problem"):
         make_sampler("known-cost", 0)
+
+
+def test_trials_asked_before_any_is_told_get_different_candidates():
+    sampler = KnownCostSampler(cost=_cost, budget=160, search_space=SPACE, seed=3)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(_objective, n_trials=10)
+    trials = [study.ask() for _ in range(4)]
+    # parameters suggested one by one, interleaved across the open trials
+    for name in ("width", "bits", "act"):
+        for t in trials:
+            d = SPACE[name]
+            if name == "width":
+                t.suggest_int(name, d.low, d.high, step=d.step)
+            else:
+                t.suggest_categorical(name, d.choices)
+    got = [tuple(sorted(t.params.items())) for t in trials]
+    done = {tuple(sorted(t.params.items())) for t in study.trials if t.state.is_finished()}
+    assert len(set(got)) == 4 and not set(got) & done
+
+
+def test_an_objective_with_more_parameters_is_still_learnt_from():
+    sampler = KnownCostSampler(cost=_cost, budget=160, search_space=SPACE, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+
+    def objective(t):
+        acc, cost = _objective(t)
+        t.suggest_categorical("optimizer", ["adam", "sgd"])  # not a candidate parameter
+        return acc, cost
+
+    study.optimize(objective, n_trials=25)
+    keys = [
+        tuple(sorted((k, v) for k, v in t.params.items() if k != "optimizer")) for t in study.trials
+    ]
+    assert len(set(keys)) == 25  # matched on the candidate parameters: no repeats
+
+
+def test_a_partly_enqueued_trial_gets_a_matching_feasible_candidate():
+    for seed in range(6):
+        sampler = KnownCostSampler(cost=_cost, budget=128, search_space=SPACE, seed=seed)
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        study.optimize(_objective, n_trials=10)
+        study.enqueue_trial({"width": 64})
+        study.optimize(_objective, n_trials=1)
+        t = study.trials[-1]
+        assert t.params["width"] == 64 and _cost(t.params) <= 128
+
+
+def test_a_float_parameter_falls_back_to_random_with_a_warning():
+    sampler = KnownCostSampler(cost=lambda p: 1.0 + p["x"], seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    with pytest.warns(UserWarning, match="finite space"):
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0 + t.params["x"]), n_trials=3)
+    assert len(study.trials) == 3
+
+
+def test_negative_objective_values_are_still_told_apart():
+    # a maximised -loss: all values below 0, the old default reference; the sampler must
+    # still model them rather than enumerate cheapest first
+    sampler = KnownCostSampler(
+        cost=_cost, budget=160, search_space=SPACE, seed=0, n_startup_trials=4
+    )
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(lambda t: (_objective(t)[0] - 2.0, _cost(t.params)), n_trials=12)
+    costs = [_cost(t.params) for t in study.trials[4:]]
+    assert costs != sorted(costs)
