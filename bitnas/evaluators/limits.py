@@ -203,6 +203,7 @@ def _run_capped(
                 parent.send(bool(report(step, metrics)) if report is not None else False)
             elif kind == "result":
                 result: EvalResult = msg[0]
+                peak = max(peak, int(msg[1]) if len(msg) > 1 else 0)
                 info = {**result.info, "peak_rss_mb": round(peak / 2**20, 1)}
                 return replace(result, info=info)
             else:
@@ -288,7 +289,10 @@ def _child(conn: Connection, payload: bytes) -> None:
     try:
         arch = Architecture.from_json(arch_json)
         result = evaluator.evaluate(arch, seed=seed, report=report if has_report else None)
-        conn.send(("result", result))
+        import resource
+
+        # the child's own peak (KiB on Linux): a trial shorter than one poll would show none
+        conn.send(("result", result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
     except BaseException as e:
         tb = "".join(traceback.format_exception(e))
         blob: bytes | None
