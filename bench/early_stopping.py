@@ -153,11 +153,12 @@ def main() -> int:
     ap.add_argument("--min-epochs", type=int, default=ParetoStopper.min_epochs)
     ap.add_argument("--margin", type=float, default=ParetoStopper.margin)
     ap.add_argument("--min-dominating", type=int, default=ParetoStopper.min_dominating)
+    ap.add_argument("--headroom", type=float, default=ParetoStopper.headroom)
     ap.add_argument(
         "--grid",
-        metavar="E:M:K,...",
-        help="score these settings (min_epochs:margin:min_dominating, comma-separated) "
-        "instead of one",
+        metavar="E:M:K[:H],...",
+        help="score these settings (min_epochs:margin:min_dominating[:headroom], "
+        "comma-separated) instead of one",
     )
     ap.add_argument("--out", type=Path, help="JSON with every run and the summary")
     args = ap.parse_args()
@@ -177,14 +178,22 @@ def main() -> int:
     if args.grid:
         settings = []
         for item in args.grid.split(","):
-            e, m, k = item.split(":")
+            e, m, k, *h = item.split(":")
             settings.append(
-                ParetoStopper(min_epochs=int(e), margin=float(m), min_dominating=int(k))
+                ParetoStopper(
+                    min_epochs=int(e),
+                    margin=float(m),
+                    min_dominating=int(k),
+                    headroom=float(h[0]) if h else ParetoStopper.headroom,
+                )
             )
     else:
         settings = [
             ParetoStopper(
-                min_epochs=args.min_epochs, margin=args.margin, min_dominating=args.min_dominating
+                min_epochs=args.min_epochs,
+                margin=args.margin,
+                min_dominating=args.min_dominating,
+                headroom=args.headroom,
             )
         ]
     base = [

@@ -106,9 +106,10 @@ class ParetoStopper(Stopper):
 
     # tuned on the digits table only (bench/early_stopping.py --grid), then confirmed on
     # MNIST-1D without retuning: see docs/BENCHMARKS.md
-    min_epochs: int = 2
+    min_epochs: int = 3
     margin: float = 0.01
     min_dominating: int = 1
+    headroom: float = 0.9
 
     def __post_init__(self) -> None:
         _int_at_least("min_epochs", self.min_epochs, 1)
@@ -120,6 +121,24 @@ class ParetoStopper(Stopper):
                 field="margin",
             )
         object.__setattr__(self, "margin", float(m))
+        h = self.headroom
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 <= h <= 1:
+            raise SpecError(
+                f"`headroom` must be a quantile in [0, 1] (0 switches it off), got {h!r}",
+                field="headroom",
+            )
+        object.__setattr__(self, "headroom", float(h))
+
+    def _gain(self, step: int, completed: Sequence[Reference]) -> float:
+        """How much a trial may still gain after ``step``: the ``headroom`` quantile, over the
+        completed trials, of their final accuracy less their best up to ``step``."""
+        if self.headroom <= 0:
+            return 0.0
+        gains = sorted(r.curve[-1] - max(r.curve[:step]) for r in completed if len(r.curve) > step)
+        if not gains:
+            return 0.0
+        i = min(len(gains) - 1, max(0, math.ceil(self.headroom * len(gains)) - 1))
+        return max(0.0, gains[i])
 
     def stop_reason(
         self, step: int, curve: Sequence[float], cost: float, completed: Sequence[Reference]
@@ -130,16 +149,23 @@ class ParetoStopper(Stopper):
             return None  # the completed trials end here: stopping now saves nothing
         finite = [v for v in curve[:step] if math.isfinite(v)]
         best = max(finite) if finite else -math.inf
+        # dominated now, at the same epoch, and still dominated if the trial went on to gain
+        # what the completed trials typically (``headroom`` quantile) gained after this epoch
+        reach = best + self._gain(step, completed)
         ahead = [
             r
             for r in completed
-            if r.cost <= cost and len(r.curve) >= step and r.curve[step - 1] >= best + self.margin
+            if r.cost <= cost
+            and len(r.curve) >= step
+            and r.curve[step - 1] >= best + self.margin
+            and r.curve[-1] >= reach + self.margin
         ]
         if len(ahead) < self.min_dominating:
             return None
         return (
-            f"pareto: dominated at epoch {step} (best {best:.4f}) by {len(ahead)} completed "
-            f"trials of no greater cost, each ahead by >= {self.margin:g}"
+            f"pareto: dominated at epoch {step} (best {best:.4f}, at most {reach:.4f} to come) "
+            f"by {len(ahead)} completed trials of no greater cost, each ahead by >= "
+            f"{self.margin:g}"
         )
 
 

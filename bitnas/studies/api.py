@@ -14,7 +14,6 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import optuna
 import pyarrow as pa
@@ -36,9 +35,6 @@ from bitnas.search.warm_start import WarmStart, enqueue_front
 from bitnas.studies.loader import load_spec
 from bitnas.studies.spec import StudySpec
 from bitnas.studies.study_artifacts import refresh_study_artifacts, store_for
-
-if TYPE_CHECKING:
-    from optuna.artifacts._protocol import ArtifactStore
 
 __all__ = ["SPEC_ATTR", "StudyResult", "open_result", "run"]
 
@@ -137,10 +133,8 @@ def run(
     st = spec.study
     problem = spec.problem()
     problem.check_feasible()  # before the storage: an infeasible study leaves nothing behind
-    artifacts = store_for(st.storage, st.artifacts)
-    problem = dataclasses.replace(problem, artifacts=artifacts)
     with exclusive_writer(st.storage):
-        return _run(spec, problem, backend, progress, artifacts, warm_start, warm_start_storage)
+        return _run(spec, problem, backend, progress, warm_start, warm_start_storage)
 
 
 def _run(
@@ -148,12 +142,14 @@ def _run(
     problem: Problem,
     backend: str,
     progress: bool,
-    artifacts: ArtifactStore | None,
     warm_start: str | Path | None,
     warm_start_storage: str | None,
 ) -> StudyResult:
     st = spec.study
     store = open_storage(st.storage)
+    # after the storage: its errors (an unwritable folder, ...) are the ones to report
+    artifacts = store_for(st.storage, st.artifacts)
+    problem = dataclasses.replace(problem, artifacts=artifacts)
     # Seed the sampler from the study seed *and* the trials already stored, so a resumed run
     # continues the sequence instead of replaying its first proposals.
     existing = (
