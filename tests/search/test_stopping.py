@@ -67,6 +67,20 @@ def test_respects_min_epochs_margin_min_dominating_and_cost():
     assert ParetoStopper(**{**base, "min_dominating": 1}).stop_reason(3, behind, 15.0, REFS)
 
 
+def test_headroom_spares_a_trial_that_could_still_catch_up():
+    # a dear completed trial that started slowly and gained 0.75 after epoch 2: trials can
+    # gain that much, so a trial 0.05 behind the cheap references at epoch 2 may still end
+    # level with them; with headroom it is spared, without it is stopped
+    refs = [*REFS, Reference(100.0, (0.1, 0.2, 0.4, 0.6, 0.8, 0.95))]
+    behind = [0.45, 0.65]
+    plain = ParetoStopper(min_epochs=2, margin=0.03, min_dominating=1, headroom=0.0)
+    room = ParetoStopper(min_epochs=2, margin=0.03, min_dominating=1, headroom=0.9)
+    assert plain.stop_reason(2, behind, 30.0, refs) is not None
+    assert room.stop_reason(2, behind, 30.0, refs) is None
+    # so far behind that even that gain leaves it dominated: stopped either way
+    assert room.stop_reason(2, [0.05, 0.10], 30.0, refs) is not None
+
+
 def test_never_stops_at_the_last_epoch_nor_without_references():
     s = ParetoStopper(min_epochs=1, margin=0.0, min_dominating=1)
     assert s.stop_reason(6, [0.1] * 6, 30.0, REFS) is None  # nothing left to save
@@ -198,7 +212,12 @@ def test_study_file_selects_and_configures_the_stopper(tmp_path):
 
     spec = StudySpec.from_dict(tomllib.loads(text), source="s.toml")
     assert spec.problem().stopper == ParetoStopper(margin=0.05, min_dominating=1)
-    assert spec.to_dict()["stopper"] == {"min_epochs": 2, "margin": 0.05, "min_dominating": 1}
+    assert spec.to_dict()["stopper"] == {
+        "min_epochs": 3,
+        "margin": 0.05,
+        "min_dominating": 1,
+        "headroom": 0.9,
+    }
     assert spec.replace(stopper="none").problem().stopper == NoStopper()
     bad = tomllib.loads(text.replace("margin = 0.05", "margin = 2"))
     with pytest.raises(SpecError, match=r"`margin` must be .* got 2 \(in \[stopper\] of s.toml\)"):
