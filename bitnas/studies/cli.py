@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("file", help="study file (TOML)")
     r.add_argument("--trials", type=int, metavar="N", help="target number of finished trials")
     r.add_argument(
-        "--sampler", metavar="S", help="sampler name (tpe, nsga2, nsga3, gp, random, qmc)"
+        "--sampler",
+        metavar="S",
+        help="sampler name (tpe, nsga2, nsga3, gp, random, qmc, known-cost)",
     )
     r.add_argument("--seed", type=int, metavar="K", help="study seed")
     r.add_argument("--backend", default="local", help="where trials run: local (default) or ray")
