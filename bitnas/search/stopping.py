@@ -12,13 +12,15 @@ toward the study's target like a completed one, but never enters the Pareto fron
 ``ParetoStopper`` ("pareto") stops a trial that is *clearly dominated at the same epoch*: at
 epoch e >= ``min_epochs``, at least ``min_dominating`` distinct completed architectures of cost
 <= the trial's cost each had, at their own epoch e, a validation accuracy at least ``margin``
-above the best the trial reached in epochs 1..e. Comparing the trial's best-so-far (not its
-last, possibly noisy, value) with the others' value at the same epoch (not their final one,
-which a young trial cannot be held to), with a margin, makes a stop a sign that the trial would
-end dominated too; ``min_dominating`` > 1 asks for more evidence. The defaults (2 epochs, 0.01,
-1 trial) were tuned on the digits table only (docs/BENCHMARKS.md: about 60% fewer epochs for
-< 0.5% of hypervolume there). It never stops at the last epoch the completed trials reached:
-that would save nothing.
+above the best the trial reached in epochs 1..e, and a final accuracy ``margin`` above what the
+trial would reach if it still gained the ``headroom`` quantile of what the completed trials
+gained after epoch e. Comparing the trial's best-so-far (not its last, possibly noisy, value)
+with the others' value at the same epoch (not their final one, which a young trial cannot be
+held to) makes a stop a sign that the trial would end dominated too; the headroom term spares
+slow starters (spiking networks above all), which same-epoch comparisons alone stopped on
+MNIST-1D. Defaults (3 epochs, 0.01, 1 trial, 0.9) and what they save and cost on both
+exhaustive tables: docs/BENCHMARKS.md (22-39% of epochs, hypervolume within 0.1-1.4%). It never
+stops at the last epoch the completed trials reached: that would save nothing.
 """
 
 from __future__ import annotations
@@ -104,8 +106,7 @@ class ParetoStopper(Stopper):
     (in accuracy, e.g. 0.03 = 3 points) a completed trial must be ahead; ``min_dominating``:
     how many distinct completed architectures must be that far ahead."""
 
-    # tuned on the digits table only (bench/early_stopping.py --grid), then confirmed on
-    # MNIST-1D without retuning: see docs/BENCHMARKS.md
+    # chosen with bench/early_stopping.py --grid on both tables: docs/BENCHMARKS.md
     min_epochs: int = 3
     margin: float = 0.01
     min_dominating: int = 1
