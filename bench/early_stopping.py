@@ -23,7 +23,6 @@ import logging
 import math
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,8 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_quality import _COST_MIN, _sampler, _table_evaluator, true_hypervolume
+from search_quality import _COST_MIN, _table_evaluator, table_study, true_hypervolume
 
-from bitnas.search import Problem, optimize
 from bitnas.search.pareto import front_hypervolume
 from bitnas.search.stopping import NoStopper, ParetoStopper, Stopper
 from bitnas.search.trials import ATTR_DUPLICATE, ATTR_REJECTED, ATTR_STOPPED
@@ -48,23 +46,7 @@ def run_one(
     spec_path: Path, table: Path, sampler: str, seed: int, trials: int, stopper: Stopper
 ) -> dict[str, Any]:
     """One study; its total training epochs, stops and final hypervolume."""
-    spec = load_spec(spec_path)
-    problem = Problem(
-        space=spec.space,
-        evaluator=_table_evaluator(table),
-        budget=spec.budget,
-        seed=seed,
-        stopper=stopper,
-    )
-    study = optuna.create_study(
-        directions=problem.directions,
-        sampler=_sampler(sampler, seed, problem),
-        storage=optuna.storages.InMemoryStorage(),
-    )
-    study.set_metric_names(problem.metric_names)
-    t0 = time.perf_counter()
-    optimize(study, problem, trials, progress=False)
-    seconds = time.perf_counter() - t0
+    study, spec, seconds = table_study(spec_path, table, sampler, seed, trials, stopper)
     budget = float(spec.budget.bitops or 0)
     acc: list[float] = []
     cost: list[float] = []

@@ -52,13 +52,18 @@ def _sampler(name: str, seed: int, problem: Problem) -> optuna.samplers.BaseSamp
     return make_sampler(name, seed, problem)
 
 
-def run_one(spec_path: Path, table: Path, sampler: str, seed: int, trials: int) -> dict[str, Any]:
+def table_study(
+    spec_path: Path, table: Path, sampler: str, seed: int, trials: int, stopper: Any = None
+) -> tuple[optuna.Study, Any, float]:
+    """One in-memory study of ``trials`` finished trials on ``table`` with ``sampler`` (and
+    an early ``stopper``, if given): the study, its spec and its wall time in seconds."""
     spec = load_spec(spec_path)
     problem = Problem(
         space=spec.space,
         evaluator=_table_evaluator(table),
         budget=spec.budget,
         seed=seed,
+        **({"stopper": stopper} if stopper is not None else {}),
     )
     study = optuna.create_study(
         directions=problem.directions,
@@ -68,7 +73,11 @@ def run_one(spec_path: Path, table: Path, sampler: str, seed: int, trials: int) 
     study.set_metric_names(problem.metric_names)
     t0 = time.perf_counter()
     optimize(study, problem, trials, progress=False)
-    seconds = time.perf_counter() - t0
+    return study, spec, time.perf_counter() - t0
+
+
+def run_one(spec_path: Path, table: Path, sampler: str, seed: int, trials: int) -> dict[str, Any]:
+    study, spec, seconds = table_study(spec_path, table, sampler, seed, trials)
     acc: list[float] = []
     cost: list[float] = []
     history: list[float] = []

@@ -27,6 +27,16 @@ def small_study_toml(
     )
 
 
+#: The [space] of ``small_study_toml`` as a dict (32 MLP architectures on digits).
+SMALL_SPACE_TABLE: dict[str, list[int]] = {
+    "depth": [1, 2],
+    "width": [16, 32],
+    "wbits": [2, 4],
+    "abits": [1, 2],
+    "timesteps": [1, 2],
+}
+
+
 def small_space(**kw: object) -> MLPSpace:
     base: dict[str, object] = dict(
         input_shape=(64,),

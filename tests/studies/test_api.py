@@ -9,6 +9,7 @@ import bitnas
 from bitnas.errors import StorageError
 from bitnas.search import pareto_mask
 from bitnas.studies import StudySpec
+from tests.conftest import SMALL_SPACE_TABLE
 
 pytestmark = pytest.mark.slow
 
@@ -18,13 +19,7 @@ def spec(tmp_path, **study):
         {
             "study": {"name": "api", "storage": f"sqlite:///{tmp_path}/s.db", "trials": 6, **study},
             "data": {"name": "digits"},
-            "space": {
-                "depth": [1, 2],
-                "width": [16, 32],
-                "wbits": [2, 4],
-                "abits": [1, 2],
-                "timesteps": [1, 2],
-            },
+            "space": dict(SMALL_SPACE_TABLE),
             "budget": {"bitops": 60_000},
             "train": {"epochs": 3},
         }

@@ -12,17 +12,12 @@ from bitnas.studies import StudySpec
 from bitnas.studies.api import open_result, run
 from bitnas.studies.cli import main
 from bitnas.studies.sweep import cells
+from tests.conftest import SMALL_SPACE_TABLE
 
 BASE = {
     "study": {"name": "sv", "trials": 3, "storage": "sqlite:///x.db"},
     "data": {"name": "digits"},
-    "space": {
-        "depth": [1, 2],
-        "width": [16, 32],
-        "wbits": [2, 4],
-        "abits": [1, 2],
-        "timesteps": [1, 2],
-    },
+    "space": dict(SMALL_SPACE_TABLE),
     "train": {"epochs": 1},
 }
 
