@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import statistics
 import sys
 import warnings
@@ -31,14 +30,12 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_quality import _COST_MIN, _table_evaluator, table_study, true_hypervolume
+from search_quality import _COST_MIN, _table_evaluator, table_setup, table_study
 
 from bitnas.search.pareto import front_hypervolume
 from bitnas.search.stopping import NoStopper, ParetoStopper, Stopper
 from bitnas.search.trials import ATTR_DUPLICATE, ATTR_REJECTED, ATTR_STOPPED
-from bitnas.studies.loader import load_spec
 
-HERE = Path(__file__).resolve().parent
 SAMPLERS = ["tpe", "random", "known-cost"]
 
 
@@ -146,16 +143,9 @@ def main() -> int:
     args = ap.parse_args()
     optuna.logging.set_verbosity(logging.ERROR)
     warnings.filterwarnings("ignore")
-    spec_path = HERE / "tables" / f"{args.table}.toml"
-    table = HERE / "tables" / f"{args.table}.parquet"
-    budget = float(load_spec(spec_path).budget.bitops or math.inf)
-    truth, n_front, n_feasible = true_hypervolume(table, budget)
-    front = _front_keys(table, budget)
-    print(
-        f"{args.table}: {n_feasible} feasible architectures, true front {n_front} points, "
-        f"true HV {truth:.4f}; {args.trials} trials per study",
-        file=sys.stderr,
-    )
+    spec_path, table, facts = table_setup(args.table, args.trials)
+    truth = facts["true_hv"]
+    front = _front_keys(table, facts["budget"])
     samplers = args.samplers.split(",")
     if args.grid:
         settings = []
@@ -204,12 +194,7 @@ def main() -> int:
         args.out.write_text(
             json.dumps(
                 {
-                    "table": args.table,
-                    "budget": budget,
-                    "true_hv": truth,
-                    "front_points": n_front,
-                    "feasible": n_feasible,
-                    "trials": args.trials,
+                    **facts,
                     "baseline": base,
                     "results": results,
                 }

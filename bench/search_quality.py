@@ -155,6 +155,29 @@ def true_linear_hypervolume(table: Path, budget: float) -> float:
     )
 
 
+def table_setup(name: str, trials: int) -> tuple[Path, Path, dict[str, Any]]:
+    """The study file and table of ``bench/tables/<name>``, and the facts a benchmark's JSON
+    starts with (budget, true hypervolume, front size, feasible count); prints them."""
+    spec_path = HERE / "tables" / f"{name}.toml"
+    table = HERE / "tables" / f"{name}.parquet"
+    budget = float(load_spec(spec_path).budget.bitops or 0) or math.inf
+    truth, n_front, n_feasible = true_hypervolume(table, budget)
+    print(
+        f"{name}: {n_feasible} feasible architectures, true front {n_front} points, "
+        f"true HV {truth:.4f}; {trials} trials per study",
+        file=sys.stderr,
+    )
+    facts = {
+        "table": name,
+        "budget": budget,
+        "true_hv": truth,
+        "front_points": n_front,
+        "feasible": n_feasible,
+        "trials": trials,
+    }
+    return spec_path, table, facts
+
+
 def reached(history: list[float], truth: float, target: float, trials: int) -> int:
     for n, hv in enumerate(history, start=1):
         if hv >= target * truth - 1e-12:
@@ -271,16 +294,9 @@ def main() -> int:
         return 0
     optuna.logging.set_verbosity(logging.ERROR)
     warnings.filterwarnings("ignore")
-    spec_path = HERE / "tables" / f"{args.table}.toml"
-    table = HERE / "tables" / f"{args.table}.parquet"
-    budget = float(load_spec(spec_path).budget.bitops or 0) or math.inf
-    truth, n_front, n_feasible = true_hypervolume(table, budget)
-    truth_linear = true_linear_hypervolume(table, budget)
-    print(
-        f"{args.table}: {n_feasible} feasible architectures, true front {n_front} points, "
-        f"true HV {truth:.4f}",
-        file=sys.stderr,
-    )
+    spec_path, table, facts = table_setup(args.table, args.trials)
+    truth = facts["true_hv"]
+    truth_linear = true_linear_hypervolume(table, facts["budget"])
     done: dict[tuple[str, int], dict[str, Any]] = {}
     if args.runs and args.runs.exists():
         for line in args.runs.read_text().splitlines():
@@ -316,13 +332,8 @@ def main() -> int:
         args.out.write_text(
             json.dumps(
                 {
-                    "table": args.table,
-                    "budget": budget,
-                    "true_hv": truth,
+                    **facts,
                     "true_hv_linear": truth_linear,
-                    "front_points": n_front,
-                    "feasible": n_feasible,
-                    "trials": args.trials,
                     "summary": summary,
                     "runs": runs,
                 },

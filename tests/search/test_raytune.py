@@ -287,18 +287,11 @@ def test_study_submitted_as_a_ray_job_to_a_local_head(tmp_path):
 def test_stopper_on_ray_stops_dominated_trials_from_the_driver(tmp_path):
     """The stopper decides in the driver (a Tune scheduler) with the study's completed trials:
     dominated trials end PRUNED at the epoch of the decision, their curves stored."""
-    from bitnas.evaluators.table import TableEvaluator
     from bitnas.search.stopping import ParetoStopper
-    from tests.conftest import write_curve_table
-    from tests.search.test_stopping import EPOCHS, two_level_curve
+    from tests.search.test_stopping import EPOCHS, curve_table_problem
 
-    space = small_space()
-    path = write_curve_table(tmp_path / "t.parquet", space, two_level_curve)
-    problem = Problem(
-        space=space,
-        evaluator=TableEvaluator(path=str(path)),
-        budget=Budget(10_000_000),
-        stopper=ParetoStopper(min_epochs=2, margin=0.03, min_dominating=1),
+    problem = curve_table_problem(
+        tmp_path, ParetoStopper(min_epochs=2, margin=0.03, min_dominating=1)
     )
     study = study_for(problem)
     settings = RaySettings(max_concurrent=2)

@@ -136,16 +136,21 @@ def two_level_curve(arch: Architecture) -> list[float]:
     return [final * (1 - 0.5**e) for e in range(1, EPOCHS + 1)]
 
 
-def table_study(tmp_path, stopper, *, trials=16, seed=0):
+def curve_table_problem(tmp_path, stopper, seed=0):
+    """A problem over ``small_space`` looked up in a table of ``two_level_curve`` curves."""
     space = small_space()
     path = write_curve_table(tmp_path / "t.parquet", space, two_level_curve)
-    problem = Problem(
+    return Problem(
         space=space,
         evaluator=TableEvaluator(path=str(path)),
         budget=Budget(10_000_000),
         seed=seed,
         stopper=stopper,
     )
+
+
+def table_study(tmp_path, stopper, *, trials=16, seed=0):
+    problem = curve_table_problem(tmp_path, stopper, seed)
     study = optuna.create_study(
         directions=problem.directions, sampler=optuna.samplers.RandomSampler(seed=seed)
     )
