@@ -195,8 +195,12 @@ def create_or_load_study(
     # set_metric_names is flagged experimental in Optuna 5; the flag is noise for users.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     directions = [optuna.study.StudyDirection[d.upper()] for d in problem.directions]
-    study = optuna.create_study(
-        storage=storage, study_name=name, directions=directions, sampler=sampler
-    )
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=name, directions=directions, sampler=sampler
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        # another run on the same storage created it a moment ago: continue it instead
+        return create_or_load_study(storage, name, problem, sampler, url)
     study.set_metric_names(problem.metric_names)
     return study

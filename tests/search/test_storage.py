@@ -6,6 +6,7 @@ import pytest
 from bitnas.errors import StorageError
 from bitnas.search import Problem, create_or_load_study, make_sampler, open_storage
 from bitnas.search.storage import load_study
+from bitnas.spaces import Budget
 from tests.conftest import SpyEvaluator, small_space
 
 
@@ -53,3 +54,25 @@ def test_existing_study_with_other_directions_is_refused(tmp_path):
     assert load_study(store, "y").study_name == "y"
     with pytest.raises(StorageError, match=r"it holds \['x', 'y'\]"):
         load_study(store, "z", url)
+
+
+def test_a_study_created_by_another_run_meanwhile_is_continued(tmp_path, monkeypatch):
+    """Two runs starting together: the one that loses the race to create the study loads it."""
+    import bitnas.search.storage as storage_mod
+
+    url = f"journal:///{tmp_path}/race.log"
+    store = open_storage(url)
+    problem = Problem(space=small_space(), evaluator=SpyEvaluator(), budget=Budget(40_000))
+    first = create_or_load_study(store, "race", problem, make_sampler("random", 0), url)
+    # the second run checked the names before the first created the study
+    real = storage_mod.study_names
+    seen = []
+
+    def stale_then_real(s):
+        seen.append(1)
+        return [] if len(seen) == 1 else real(s)
+
+    monkeypatch.setattr(storage_mod, "study_names", stale_then_real)
+    second = create_or_load_study(store, "race", problem, make_sampler("random", 1), url)
+    assert second._study_id == first._study_id
+    assert second.metric_names == problem.metric_names
