@@ -3,16 +3,22 @@
 Runs the same studies as ``bench/search_quality.py`` (the real bitnas trial protocol, a
 ``TableEvaluator`` replaying each architecture's mean validation curve epoch by epoch) twice
 per sampler and seed: without a stopper and with one, for a fixed number of finished trials
-(stopped trials count, as they do in a study). For each run it records the total training
+(stopped trials count, as they do in a study; re-proposals of a stopped architecture are
+re-told, not trained, and do not count). For each run it records the total training
 epochs (every trained trial's epochs; duplicates and budget rejections train nothing) and the
 hypervolume ratio of the final feasible front (COMPLETE trials) to the table's true front.
 
-    python bench/early_stopping.py --table digits_mlp --seeds 10 --trials 60 \\
-        --samplers tpe,random,known-cost --out docs/early_stopping_digits_mlp.json
+    python bench/early_stopping.py --table digits_mlp --seeds 10 --trials 150 \\
+        --samplers tpe,random,known-cost --oracle --out docs/early_stopping_digits_mlp.json
 
 Prints, per sampler, the epochs with the stopper as a share of those without it, and the mean
 final hypervolume ratio with and without it (means over seeds, with sd). ``--grid`` instead
 scores several stopper settings (for tuning: use one table, confirm on another).
+
+``--oracle`` adds a bound: a stopper that knows every architecture's final accuracy (from the
+table) and stops a trial at ``min_epochs`` exactly when a completed trial of no greater cost
+will beat it by ``margin`` at the end. No rule that compares with completed trials can save
+much more at no loss; what it saves shows how much a study of this length leaves to save.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import statistics
 import sys
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_quality import _COST_MIN, _table_evaluator, table_setup, table_study
 
 from bitnas.search.pareto import front_hypervolume
-from bitnas.search.stopping import NoStopper, ParetoStopper, Stopper
+from bitnas.search.stopping import NoStopper, ParetoStopper, Reference, Stopper
 from bitnas.search.trials import ATTR_DUPLICATE, ATTR_REJECTED, ATTR_STOPPED
 
 SAMPLERS = ["tpe", "random", "known-cost"]
@@ -88,6 +97,42 @@ def _front_keys(table: Path, budget: float) -> set[str]:
     return {k for k, m in zip(keys, mask, strict=True) if m}
 
 
+@dataclass(frozen=True)
+class OracleStopper(Stopper):
+    """Knows each architecture's final accuracy (``finals``: cost -> [(curve, final)]); stops
+    at ``min_epochs`` a trial that a completed trial of no greater cost beats by ``margin``
+    at the end. A bound for the benchmark, not a stopper for studies."""
+
+    finals: dict[float, list[tuple[tuple[float, ...], float]]] = field(repr=False)
+    min_epochs: int = ParetoStopper.min_epochs
+    margin: float = ParetoStopper.margin
+
+    def settings(self) -> dict[str, Any]:
+        return {"oracle": True, "min_epochs": self.min_epochs, "margin": self.margin}
+
+    def stop_reason(
+        self, step: int, curve: Sequence[float], cost: float, completed: Sequence[Reference]
+    ) -> str | None:
+        if step < self.min_epochs or not completed:
+            return None
+        if step >= max(len(r.curve) for r in completed):
+            return None
+        final = next(
+            f
+            for c, f in self.finals[cost]
+            if all(math.isclose(a, b) for a, b in zip(c[:step], curve[:step], strict=True))
+        )
+        beaten = any(r.cost <= cost and r.curve[-1] >= final + self.margin for r in completed)
+        return "oracle: will end dominated" if beaten else None
+
+
+def _oracle(table: Path, min_epochs: int, margin: float) -> OracleStopper:
+    finals: dict[float, list[tuple[tuple[float, ...], float]]] = {}
+    for e in _table_evaluator(table).entries().values():
+        finals.setdefault(float(e.bitops), []).append((tuple(e.curve), e.curve[-1]))
+    return OracleStopper(finals=finals, min_epochs=min_epochs, margin=margin)
+
+
 def _sd(xs: list[float]) -> float:
     return statistics.stdev(xs) if len(xs) > 1 else 0.0
 
@@ -123,12 +168,33 @@ def compare(
     return out
 
 
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The summary as Markdown: one row per stopper (the oracle bound last) and sampler."""
+    rows = [
+        "| stopper | sampler | epochs without | epochs with | saved | HV without | HV with "
+        "| HV with / without | stopped / study | front stops |",
+        "|---|---|---:|---:|---:|---|---|---:|---:|---:|",
+    ]
+    for r in results:
+        st = r["stopper"]
+        name = "oracle bound" if st.get("oracle") else "pareto (defaults)"
+        for sampler, v in r["summary"].items():
+            hb, hs = v["hv_ratio_without"], v["hv_ratio_with"]
+            rows.append(
+                f"| {name} | {sampler} | {v['epochs_without']:,.0f} | {v['epochs_with']:,.0f} "
+                f"| {100 * v['epochs_saved']:.1f}% | {hb['mean']:.4f} ± {hb['sd']:.4f} "
+                f"| {hs['mean']:.4f} ± {hs['sd']:.4f} | {v['hv_with_over_without']:.4f} "
+                f"| {v['stopped_per_study']:.1f} | {v['true_front_stopped']} |"
+            )
+    return "\n".join(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--table", default="digits_mlp", help="bench/tables/<NAME>.{toml,parquet}")
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--trials", type=int, default=60)
+    ap.add_argument("--trials", type=int, default=150)
     ap.add_argument("--min-epochs", type=int, default=ParetoStopper.min_epochs)
     ap.add_argument("--margin", type=float, default=ParetoStopper.margin)
     ap.add_argument("--min-dominating", type=int, default=ParetoStopper.min_dominating)
@@ -139,8 +205,17 @@ def main() -> int:
         help="score these settings (min_epochs:margin:min_dominating[:headroom], "
         "comma-separated) instead of one",
     )
+    ap.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also score the oracle bound (a stopper that knows each final accuracy)",
+    )
     ap.add_argument("--out", type=Path, help="JSON with every run and the summary")
+    ap.add_argument("--from-json", type=Path, help="print the table of an earlier --out")
     args = ap.parse_args()
+    if args.from_json:
+        print(markdown(json.loads(args.from_json.read_text())["results"]))
+        return 0
     optuna.logging.set_verbosity(logging.ERROR)
     warnings.filterwarnings("ignore")
     spec_path, table, facts = table_setup(args.table, args.trials)
@@ -168,6 +243,8 @@ def main() -> int:
                 headroom=args.headroom,
             )
         ]
+    if args.oracle:
+        settings.append(_oracle(table, settings[0].min_epochs, settings[0].margin))
     base = [
         run_one(spec_path, table, name, seed, args.trials, NoStopper())
         for name in samplers
@@ -189,7 +266,7 @@ def main() -> int:
         )
         print(f"{st.settings()}  {line}", file=sys.stderr)
     if not args.grid:
-        print(json.dumps(results[0]["summary"], indent=1))
+        print(markdown(results))
     if args.out:
         args.out.write_text(
             json.dumps(

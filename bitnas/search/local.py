@@ -71,10 +71,10 @@ def run_local(
                 time.sleep(POLL_S)  # other runs' trials may reach the target, or fail
                 close_abandoned(study)
                 continue
-            p = propose(study, problem, evaluated_keys(trials))
+            p = propose(study, problem, evaluated_keys(trials, problem.stopper.active))
             if p.duplicate_of is None:  # another run may have trained it meanwhile, or be at it
                 try:
-                    twin = wait_for_twin(study, p, POLL_S)
+                    twin = wait_for_twin(study, p, POLL_S, problem.stopper.active)
                 except KeyboardInterrupt as e:
                     tell_failure(study, p, e)
                     raise

@@ -149,7 +149,7 @@ def _searcher_class() -> type:
             self.held: dict[str, list[Proposal]] = {}
             self.requeued: list[Proposal] = []
             self.errored: dict[str, Proposal] = {}
-            self.seen = evaluated_keys(study.get_trials(deepcopy=False))
+            self.seen = evaluated_keys(study.get_trials(deepcopy=False), problem.stopper.active)
             self.done = self.failures = self.duplicates = 0
             self.exhausted = False
             self.fatal: str | None = None
@@ -291,7 +291,11 @@ def _searcher_class() -> type:
                 why = _RemoteFailure(f"not trained: the same architecture failed in #{ft.number}")
                 for twin in twins:
                     tell_failure(self.study, twin, why)
-            else:  # stopped early: nothing to reuse, so the held twins are trained after all
+            elif self.problem.stopper.active:  # stopped early: the twins would be stopped too
+                self.seen.setdefault(p.arch.key(), ft)
+                for twin in twins:
+                    tell_duplicate(self.study, Proposal(twin.trial, twin.arch, twin.cost, ft))
+            else:
                 self.requeued.extend(twins)
             if ft.state == TrialState.FAIL:
                 self.failures += 1

@@ -9,7 +9,11 @@ trial is a uniformly drawn feasible architecture instead (``proposed_by = feasib
 What counts toward a study's target ("finished"): trials that trained and produced a result —
 COMPLETE, or PRUNED by an early stopper. Failed trials do not count (a re-run retries them), nor
 do rejected proposals, nor duplicates (a proposal of an architecture the study already trained is
-told COMPLETE with that result, as feedback for the sampler, without training again).
+told COMPLETE with that result, as feedback for the sampler, without training again). While the
+study runs with an early stopper, a proposal of an architecture the stopper already stopped is a
+duplicate too: it is told PRUNED with that trial's curve instead of being trained (training is
+deterministic, so the same curve would come again, and the stopper, with at least as many
+completed trials to compare with, would most likely stop it again).
 """
 
 from __future__ import annotations
@@ -104,14 +108,30 @@ def counts(trials: list[FrozenTrial]) -> dict[str, int]:
     return c
 
 
-def evaluated_keys(trials: list[FrozenTrial]) -> dict[str, FrozenTrial]:
-    """Architecture key -> first COMPLETE trial that trained it."""
+def _stopped_early(t: FrozenTrial) -> bool:
+    """PRUNED by an early stopper after training (not a rejection, not a re-told duplicate)."""
+    return (
+        t.state == TrialState.PRUNED
+        and ATTR_STOPPED in t.user_attrs
+        and ATTR_DUPLICATE not in t.user_attrs
+    )
+
+
+def evaluated_keys(trials: list[FrozenTrial], stopped: bool = False) -> dict[str, FrozenTrial]:
+    """Architecture key -> first COMPLETE trial that trained it; with ``stopped`` (the study
+    runs with an early stopper), also -> the first trial a stopper stopped, for architectures
+    no trial completed."""
     seen: dict[str, FrozenTrial] = {}
+    early: dict[str, FrozenTrial] = {}
     for t in trials:
         key = t.user_attrs.get(ATTR_KEY)
-        if t.state == TrialState.COMPLETE and key and key not in seen:
+        if not key:
+            continue
+        if t.state == TrialState.COMPLETE and key not in seen:
             seen[key] = t
-    return seen
+        elif stopped and _stopped_early(t) and key not in early:
+            early[key] = t
+    return {**early, **seen}
 
 
 def _stat(pid: int) -> list[str]:
@@ -203,28 +223,35 @@ def in_flight_elsewhere(trials: list[FrozenTrial]) -> int:
     )
 
 
-def _twin(trials: list[FrozenTrial], p: Proposal) -> FrozenTrial | None:
+def _twin(trials: list[FrozenTrial], p: Proposal, stopped: bool = False) -> FrozenTrial | None:
     key, mine = p.arch.key(), p.trial.number
     same = [t for t in trials if t.user_attrs.get(ATTR_KEY) == key and t.number != mine]
     for t in same:
         if t.state == TrialState.COMPLETE and ATTR_DUPLICATE not in t.user_attrs:
             return t
+    if stopped:
+        early = next((t for t in same if _stopped_early(t)), None)
+        if early is not None:
+            return early
     # the lowest number trains, higher ones wait: two runs that proposed the same
     # architecture at once never wait for each other
     running = [t for t in same if t.state == TrialState.RUNNING and t.number < mine]
     return next((t for t in running if _live_elsewhere(t)), None)
 
 
-def wait_for_twin(study: optuna.Study, p: Proposal, poll: float = 0.5) -> FrozenTrial | None:
+def wait_for_twin(
+    study: optuna.Study, p: Proposal, poll: float = 0.5, stopped: bool = False
+) -> FrozenTrial | None:
     """Across processes: the COMPLETE trial that already trained ``p``'s architecture (reuse
-    it), or None (train it here). While another live run of this host trains it, wait for
-    that trial; if it fails, is stopped early or its run dies, train it here.
+    it), or None (train it here); with ``stopped`` (the study has an early stopper), also a
+    trial the stopper stopped. While another live run of this host trains it, wait for that
+    trial; if it fails or its run dies (or it is stopped, without ``stopped``), train it here.
 
     Runs on other hosts are not waited for (their liveness cannot be checked, and waiting on
     a dead one would hang): an architecture both train at once is trained twice."""
     while True:
-        twin = _twin(study.get_trials(deepcopy=False), p)
-        if twin is None or twin.state == TrialState.COMPLETE:
+        twin = _twin(study.get_trials(deepcopy=False), p, stopped)
+        if twin is None or twin.state.is_finished():
             return twin
         time.sleep(poll)
         close_abandoned(study)
@@ -395,15 +422,21 @@ MEASURED_ATTRS = (
 
 
 def tell_duplicate(study: optuna.Study, p: Proposal) -> FrozenTrial:
-    """Complete a proposal of an already trained architecture with that trial's results."""
+    """Complete a proposal of an already trained architecture with that trial's results; a
+    proposal of an architecture an early stopper stopped is told PRUNED with its curve."""
     src = p.duplicate_of
-    assert src is not None and src.values is not None
+    assert src is not None
     for k in MEASURED_ATTRS:
         if k in src.user_attrs:
             p.trial.set_user_attr(k, src.user_attrs[k])
     for step, v in src.intermediate_values.items():
         p.trial.storage.set_trial_intermediate_value(p.trial._trial_id, step, v)
     p.trial.set_user_attr(ATTR_DUPLICATE, src.number)
+    if src.state == TrialState.PRUNED:
+        why = src.user_attrs.get(ATTR_STOPPED, "stopped early")
+        p.trial.set_user_attr(ATTR_STOPPED, f"as trial {src.number}, not trained again: {why}")
+        return study.tell(p.trial, state=TrialState.PRUNED)
+    assert src.values is not None
     return study.tell(p.trial, list(src.values))
 
 

@@ -188,6 +188,37 @@ def test_local_study_stops_dominated_trials_pruned_with_fewer_epochs(tmp_path):
     assert front == [t.user_attrs["arch_key"] for t in front_trials(baseline)]
 
 
+def test_a_stopped_architecture_proposed_again_is_not_trained_again(tmp_path):
+    stopper = ParetoStopper(min_epochs=2, margin=0.03, min_dominating=2)
+    study = table_study(tmp_path, stopper)
+    stopped = next(
+        t
+        for t in study.get_trials()
+        if t.state == TrialState.PRUNED and "duplicate_of" not in t.user_attrs
+    )
+    before = counts(study.get_trials())
+    # the sampler proposes the stopped architecture again: told PRUNED from the stopped
+    # trial (curve, epochs, reason), not trained, and not counted toward the target
+    study.enqueue_trial(stopped.params)
+    optimize(study, curve_table_problem(tmp_path, stopper), 1, progress=False)
+    again = study.get_trials()[before["finished"] + before["duplicate"] + before["rejected"]]
+    assert again.params == stopped.params
+    assert again.state == TrialState.PRUNED
+    assert again.user_attrs["duplicate_of"] == stopped.number
+    assert again.user_attrs[ATTR_STOPPED].startswith(f"as trial {stopped.number}, not trained")
+    assert again.intermediate_values == stopped.intermediate_values
+    assert again.user_attrs["epochs"] == stopped.user_attrs["epochs"]
+    after = counts(study.get_trials())
+    assert after["finished"] == before["finished"] + 1  # one newly trained trial, elsewhere
+    assert after["duplicate"] == before["duplicate"] + 1
+    # without a stopper the same proposal is trained to the end
+    study.enqueue_trial(stopped.params)
+    optimize(study, curve_table_problem(tmp_path, NoStopper()), 1, progress=False)
+    last = study.get_trials()[-1]
+    assert last.params == stopped.params and last.state == TrialState.COMPLETE
+    assert "duplicate_of" not in last.user_attrs and last.user_attrs["epochs"] == EPOCHS
+
+
 def test_samplers_keep_sampling_after_stopped_trials(tmp_path):
     """Optuna's TPE ranks PRUNED trials through ``study.direction``, which fails in a
     multi-objective study once they carry intermediate values; bitnas's samplers must not."""
