@@ -19,8 +19,12 @@ with the others' value at the same epoch (not their final one, which a young tri
 held to) makes a stop a sign that the trial would end dominated too; the headroom term spares
 slow starters (spiking networks above all), which same-epoch comparisons alone stopped on
 MNIST-1D. Defaults (3 epochs, 0.01, 1 trial, 0.9) and what they save and cost on both
-exhaustive tables: docs/BENCHMARKS.md (22-39% of epochs, hypervolume within 0.1-1.4%). It never
-stops at the last epoch the completed trials reached: that would save nothing.
+exhaustive tables: docs/BENCHMARKS.md (150-trial studies: 42-49% of epochs, hypervolume within
+0.4%; 60-trial studies: 22-39%, within 1.4%). It never stops at the last epoch the completed
+trials reached: that would save nothing.
+
+A stopped architecture is not trained again when the sampler proposes it again
+(``bitnas.search.trials``: the proposal is re-told PRUNED from the stopped trial).
 """
 
 from __future__ import annotations
