@@ -307,3 +307,18 @@ def test_stopper_on_ray_stops_dominated_trials_from_the_driver(tmp_path):
         assert t.user_attrs["curve"] == list(t.intermediate_values.values())
     for t in study.get_trials(states=(TrialState.COMPLETE,)):
         assert len(t.intermediate_values) == EPOCHS
+    # no architecture is trained twice: a re-proposal of a stopped one is re-told from it
+    trained = [
+        t.user_attrs["arch_key"]
+        for t in study.get_trials()
+        if "epochs" in t.user_attrs and "duplicate_of" not in t.user_attrs
+    ]
+    assert len(trained) == len(set(trained))
+    # a later run proposing a stopped architecture again re-tells it, without training
+    stopped = next(t for t in pruned if "duplicate_of" not in t.user_attrs)
+    study.enqueue_trial(stopped.params)
+    optimize(study, problem, 1, backend="ray", progress=False, settings=settings)
+    again = [t for t in study.get_trials() if t.user_attrs.get("duplicate_of") == stopped.number]
+    assert len(again) == 1 and again[0].state == TrialState.PRUNED
+    assert again[0].user_attrs["stopped"].startswith(f"as trial {stopped.number}, not trained")
+    assert again[0].intermediate_values == stopped.intermediate_values
