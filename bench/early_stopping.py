@@ -23,7 +23,6 @@ much more at no loss; what it saves shows how much a study of this length leaves
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -39,7 +38,13 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_quality import _COST_MIN, _table_evaluator, table_setup, table_study
+from search_quality import (
+    _COST_MIN,
+    _table_evaluator,
+    table_arguments,
+    table_setup,
+    table_study,
+)
 
 from bitnas.search.pareto import front_hypervolume
 from bitnas.search.stopping import NoStopper, ParetoStopper, Reference, Stopper
@@ -190,11 +195,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--table", default="digits_mlp", help="bench/tables/<NAME>.{toml,parquet}")
-    ap.add_argument("--samplers", default=",".join(SAMPLERS))
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--trials", type=int, default=150)
+    ap = table_arguments(__doc__.split("\n\n")[0], SAMPLERS)
     ap.add_argument("--min-epochs", type=int, default=ParetoStopper.min_epochs)
     ap.add_argument("--margin", type=float, default=ParetoStopper.margin)
     ap.add_argument("--min-dominating", type=int, default=ParetoStopper.min_dominating)

@@ -229,7 +229,8 @@ def markdown(summary: dict[str, Any], trials: int) -> str:
                 continue
             miss = f" ({c['not_reached']} seeds > {trials})" if c["not_reached"] else ""
             cells.append(f"{c['mean']:.1f} ± {c['sd']:.1f}{miss}")
-        cells += [f"{r.get('ratio_at_25', float('nan')):.3f}", f"{r.get('ratio_at_50', 0):.3f}"]
+        # "-" where the studies were shorter than that
+        cells += [f"{r[k]:.3f}" if k in r else "-" for k in ("ratio_at_25", "ratio_at_50")]
         cells += [str(r["rejected"]), str(r["duplicates"]), f"{r['seconds_per_study']:.1f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -265,12 +266,18 @@ def plot(runs: list[dict[str, Any]], truth: float, trials: int, out: Path, title
     fig.savefig(out, dpi=110)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def table_arguments(description: str, samplers: list[str]) -> argparse.ArgumentParser:
+    """The options every table benchmark takes: --table, --samplers, --seeds, --trials."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--table", default="digits_mlp", help="bench/tables/<NAME>.{toml,parquet}")
-    ap.add_argument("--samplers", default=",".join(SAMPLERS))
+    ap.add_argument("--samplers", default=",".join(samplers))
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--trials", type=int, default=150)
+    return ap
+
+
+def main() -> int:
+    ap = table_arguments(__doc__.split("\n\n")[0], SAMPLERS)
     ap.add_argument("--out", type=Path, help="JSON with every run and the summary")
     ap.add_argument(
         "--runs",
