@@ -15,6 +15,7 @@ from bitnas.search.progress import Progress
 from bitnas.search.stopping import Reference, references
 from bitnas.search.trials import (
     ATTR_STOPPED,
+    FALLBACK_AFTER,
     OWNER,
     Proposal,
     close_abandoned,
@@ -59,7 +60,8 @@ def run_local(
     old = {t.number for t in existing}
     target = counts(existing)["finished"] + n_trials
     bar = Progress(n_trials, enabled=progress)
-    failures = duplicates = 0
+    failures = duplicates = retold = 0
+    unseen = False
     try:
         while True:
             # the storage, not this process, says what is done: other runs may share the study
@@ -71,7 +73,10 @@ def run_local(
                 time.sleep(POLL_S)  # other runs' trials may reach the target, or fail
                 close_abandoned(study)
                 continue
-            p = propose(study, problem, evaluated_keys(trials, problem.stopper.active))
+            # a sampler blind to PRUNED trials may keep proposing stopped architectures: every
+            # FALLBACK_AFTER-th stop re-told since the last trained trial, propose an unseen one
+            p = propose(study, problem, evaluated_keys(trials, problem.stopper.active), unseen)
+            unseen = False
             if p.duplicate_of is None:  # another run may have trained it meanwhile, or be at it
                 try:
                     twin = wait_for_twin(study, p, POLL_S, problem.stopper.active)
@@ -83,10 +88,13 @@ def run_local(
             if p.duplicate_of is not None:
                 tell_duplicate(study, p)
                 duplicates += 1
+                if p.duplicate_of.state == TrialState.PRUNED:
+                    retold += 1
+                    unseen = retold % FALLBACK_AFTER == 0
                 if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
                     break
                 continue
-            duplicates = 0
+            duplicates = retold = 0
             curve: list[float] = []
             stopped: list[str] = []
             # the study's completed trials as this trial starts: what the stopper compares with

@@ -45,10 +45,12 @@ from bitnas.search.progress import Progress
 from bitnas.search.stopping import Reference, references
 from bitnas.search.trials import (
     ATTR_STOPPED,
+    FALLBACK_AFTER,
     Proposal,
     counts,
     evaluated_keys,
     propose,
+    stopped_early,
     tell_duplicate,
     tell_failure,
     tell_result,
@@ -150,7 +152,8 @@ def _searcher_class() -> type:
             self.requeued: list[Proposal] = []
             self.errored: dict[str, Proposal] = {}
             self.seen = evaluated_keys(study.get_trials(deepcopy=False), problem.stopper.active)
-            self.done = self.failures = self.duplicates = 0
+            self.done = self.failures = self.duplicates = self.retold = 0
+            self.unseen = False
             self.exhausted = False
             self.fatal: str | None = None
             self._curves: dict[str, dict[int, float]] = {}
@@ -171,13 +174,19 @@ def _searcher_class() -> type:
                 return self.requeued.pop(0)
             in_flight = {p.arch.key() for p in self.pending.values()}
             while True:
-                p = propose(self.study, self.problem, self.seen)
+                # a sampler blind to PRUNED trials may keep proposing stopped architectures: every
+                # FALLBACK_AFTER-th stop re-told since the last trained trial, an unseen one
+                p = propose(self.study, self.problem, self.seen, self.unseen)
+                self.unseen = False
                 key = p.arch.key()
                 if p.duplicate_of is None and key not in in_flight:
-                    self.duplicates = 0
+                    self.duplicates = self.retold = 0
                     return p
                 if p.duplicate_of is not None:
                     tell_duplicate(self.study, p)
+                    if p.duplicate_of.state == TrialState.PRUNED:
+                        self.retold += 1
+                        self.unseen = self.retold % FALLBACK_AFTER == 0
                 else:
                     self.held.setdefault(key, []).append(p)
                 self.duplicates += 1
@@ -291,7 +300,7 @@ def _searcher_class() -> type:
                 why = _RemoteFailure(f"not trained: the same architecture failed in #{ft.number}")
                 for twin in twins:
                     tell_failure(self.study, twin, why)
-            elif self.problem.stopper.active:  # stopped early: the twins would be stopped too
+            elif self.problem.stopper.active and stopped_early(ft):  # the twins would be too
                 self.seen.setdefault(p.arch.key(), ft)
                 for twin in twins:
                     tell_duplicate(self.study, Proposal(twin.trial, twin.arch, twin.cost, ft))

@@ -13,7 +13,11 @@ told COMPLETE with that result, as feedback for the sampler, without training ag
 study runs with an early stopper, a proposal of an architecture the stopper already stopped is a
 duplicate too: it is told PRUNED with that trial's curve instead of being trained (training is
 deterministic, so the same curve would come again, and the stopper, with at least as many
-completed trials to compare with, would most likely stop it again).
+completed trials to compare with, would most likely stop it again). NSGA-II/III and GP never see
+PRUNED trials and keep proposing stopped architectures, so after ``FALLBACK_AFTER`` such re-told
+stops in a row the next trial is a uniformly drawn feasible architecture the study has not
+trained yet (``proposed_by = unseen-fallback``). The stopper's settings are not part of this:
+a study resumed with other settings still re-tells the stops of the earlier ones.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ __all__ = [
     "in_flight_elsewhere",
     "is_rejected",
     "propose",
+    "stopped_early",
     "tell_failure",
     "tell_result",
     "wait_for_twin",
@@ -108,7 +113,7 @@ def counts(trials: list[FrozenTrial]) -> dict[str, int]:
     return c
 
 
-def _stopped_early(t: FrozenTrial) -> bool:
+def stopped_early(t: FrozenTrial) -> bool:
     """PRUNED by an early stopper after training (not a rejection, not a re-told duplicate)."""
     return (
         t.state == TrialState.PRUNED
@@ -129,7 +134,7 @@ def evaluated_keys(trials: list[FrozenTrial], stopped: bool = False) -> dict[str
             continue
         if t.state == TrialState.COMPLETE and key not in seen:
             seen[key] = t
-        elif stopped and _stopped_early(t) and key not in early:
+        elif stopped and stopped_early(t) and key not in early:
             early[key] = t
     return {**early, **seen}
 
@@ -230,7 +235,7 @@ def _twin(trials: list[FrozenTrial], p: Proposal, stopped: bool = False) -> Froz
         if t.state == TrialState.COMPLETE and ATTR_DUPLICATE not in t.user_attrs:
             return t
     if stopped:
-        early = next((t for t in same if _stopped_early(t)), None)
+        early = next((t for t in same if stopped_early(t)), None)
         if early is not None:
             return early
     # the lowest number trains, higher ones wait: two runs that proposed the same
@@ -301,21 +306,31 @@ def _set_legacy_constraint(trial: optuna.trial.Trial, excess: float) -> None:
     trial.storage.set_trial_system_attr(trial._trial_id, LEGACY_CONSTRAINTS_KEY, [excess])
 
 
-def _feasible_draw(problem: Problem, seed: int) -> dict[str, Any]:
+def _feasible_draw(
+    problem: Problem, seed: int, avoid: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
     """Parameters of a feasible architecture drawn uniformly (rejection sampling); where the
-    feasible share is too small for that, one drawn from the enumerated feasible set."""
+    feasible share is too small for that, one drawn from the enumerated feasible set. With
+    ``avoid`` (architecture keys), only architectures not in it: None when none is left."""
     rng = random.Random(seed)
     space = problem.space
+    avoid = avoid or {}
     for _ in range(FALLBACK_DRAWS):
         params, arch = space.sample_uniform_with_params(rng)
-        if problem.budget.allows(problem.cost(arch)):
+        if problem.budget.allows(problem.cost(arch)) and arch.key() not in avoid:
             return params
     if space.size() <= ENUMERATE_LIMIT:
         feasible = [
-            p for p, a in space.grid_with_params() if problem.budget.allows(problem.cost(a))
+            p
+            for p, a in space.grid_with_params()
+            if problem.budget.allows(problem.cost(a)) and a.key() not in avoid
         ]
         if feasible:
             return rng.choice(feasible)
+        if avoid:
+            return None
+    if avoid:
+        return None  # too large to enumerate: the sampler goes on alone
     raise BudgetError(
         f"no architecture within the budget of {problem.budget.bitops:,.0f} BitOps in "
         f"{FALLBACK_DRAWS:,} uniform draws from the space: run `bitnas cost` to see how much of "
@@ -324,7 +339,10 @@ def _feasible_draw(problem: Problem, seed: int) -> dict[str, Any]:
 
 
 def propose(
-    study: optuna.Study, problem: Problem, seen: Mapping[str, FrozenTrial] | None = None
+    study: optuna.Study,
+    problem: Problem,
+    seen: Mapping[str, FrozenTrial] | None = None,
+    unseen: bool = False,
 ) -> Proposal:
     """Ask until an architecture within budget comes up; over-budget ones are told PRUNED.
 
@@ -332,13 +350,22 @@ def propose(
     of a uniformly drawn feasible architecture (recorded as ``proposed_by``). ``seen`` maps
     architecture keys to completed trials: a proposal of an already trained architecture
     carries that trial as ``duplicate_of`` (training is deterministic, so its result can be
-    reused instead of training twice).
+    reused instead of training twice). With ``unseen``, the first trial asked is enqueued with
+    a feasible architecture not in ``seen`` (the runner's answer to a sampler that keeps
+    proposing stopped architectures), where one is left.
     """
     budget = problem.budget
     rejected = 0
+    if unseen:
+        params = _feasible_draw(
+            problem, seed=problem.seed * 1_000_003 + len(study.trials), avoid=seen
+        )
+        if params is not None:
+            study.enqueue_trial(params, user_attrs={"proposed_by": "unseen-fallback"})
     while True:
         if rejected and rejected % FALLBACK_AFTER == 0:
             params = _feasible_draw(problem, seed=problem.seed * 1_000_003 + len(study.trials))
+            assert params is not None  # without ``avoid`` it finds one or raises
             study.enqueue_trial(params, user_attrs={"proposed_by": "feasible-fallback"})
         trial = study.ask()
         try:

@@ -18,7 +18,13 @@ from bitnas.search.stopping import (
     references,
     trial_curve,
 )
-from bitnas.search.trials import ATTR_STOPPED
+from bitnas.search.trials import (
+    ATTR_STOPPED,
+    FALLBACK_AFTER,
+    Proposal,
+    _feasible_draw,
+    wait_for_twin,
+)
 from bitnas.spaces import Architecture, Budget
 from bitnas.studies.api import run
 from bitnas.studies.spec import StudySpec
@@ -217,6 +223,55 @@ def test_a_stopped_architecture_proposed_again_is_not_trained_again(tmp_path):
     last = study.get_trials()[-1]
     assert last.params == stopped.params and last.state == TrialState.COMPLETE
     assert "duplicate_of" not in last.user_attrs and last.user_attrs["epochs"] == EPOCHS
+
+
+def test_a_sampler_that_keeps_proposing_a_stopped_architecture_gets_unseen_ones(tmp_path):
+    """NSGA-II/III and GP never see PRUNED trials: a sampler stuck on a stopped architecture
+    gets, every ``FALLBACK_AFTER`` re-told stops, a feasible architecture not trained yet,
+    instead of the run ending as if the space were exhausted."""
+    stopper = ParetoStopper(min_epochs=2, margin=0.03, min_dominating=2)
+    study = table_study(tmp_path, stopper)
+    trials = study.get_trials()
+    stopped = next(
+        t for t in trials if t.state == TrialState.PRUNED and "duplicate_of" not in t.user_attrs
+    )
+    trained_before = {t.user_attrs["arch_key"] for t in trials if "epochs" in t.user_attrs}
+    before = counts(trials)
+    study.sampler = optuna.samplers.PartialFixedSampler(
+        stopped.params, optuna.samplers.RandomSampler(seed=1)
+    )
+    optimize(study, curve_table_problem(tmp_path, stopper), 3, progress=False)
+    new = study.get_trials()[len(trials) :]
+    assert counts(study.get_trials())["finished"] == before["finished"] + 3
+    retold = [t for t in new if t.user_attrs.get("duplicate_of") == stopped.number]
+    fresh = [t for t in new if t.user_attrs.get("proposed_by") == "unseen-fallback"]
+    assert len(retold) == 3 * FALLBACK_AFTER and len(fresh) == 3
+    keys = [t.user_attrs["arch_key"] for t in fresh]
+    assert len(set(keys)) == 3 and not set(keys) & trained_before
+    assert all("duplicate_of" not in t.user_attrs for t in fresh)
+
+
+def test_unseen_draw_is_none_once_every_feasible_architecture_was_trained(tmp_path):
+    problem = curve_table_problem(tmp_path, NoStopper())
+    every = {a.key(): None for _, a in problem.space.grid_with_params()}
+    assert _feasible_draw(problem, seed=0, avoid=every) is None
+    one = next(iter(every))
+    rest = {k: None for k in every if k != one}
+    params = _feasible_draw(problem, seed=0, avoid=rest)
+    assert params is not None and problem.space.from_params(params).key() == one
+
+
+def test_a_twin_stopped_in_another_run_is_reused_only_with_a_stopper(tmp_path):
+    problem = curve_table_problem(tmp_path, ParetoStopper())
+    study = optuna.create_study(directions=problem.directions)
+    arch = next(a for _, a in problem.space.grid_with_params())
+    other = study.ask()  # another run's trial of the same architecture, stopped early
+    other.set_user_attr("arch_key", arch.key())
+    other.set_user_attr(ATTR_STOPPED, "pareto: dominated at epoch 2")
+    study.tell(other, state=TrialState.PRUNED)
+    mine = Proposal(study.ask(), arch, 1.0)
+    assert wait_for_twin(study, mine, poll=0.01, stopped=True).number == other.number
+    assert wait_for_twin(study, mine, poll=0.01, stopped=False) is None
 
 
 def test_samplers_keep_sampling_after_stopped_trials(tmp_path):
