@@ -25,11 +25,9 @@ a rule that stops earlier, or on a smaller margin, can save more, at a risk.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import statistics
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,8 +222,6 @@ def main() -> int:
     if args.from_json:
         print(markdown(json.loads(args.from_json.read_text())["results"]))
         return 0
-    optuna.logging.set_verbosity(logging.ERROR)
-    warnings.filterwarnings("ignore")
     spec_path, table, facts = table_setup(args.table, args.trials)
     truth = facts["true_hv"]
     front = _front_keys(table, facts["budget"])

@@ -158,6 +158,8 @@ def true_linear_hypervolume(table: Path, budget: float) -> float:
 def table_setup(name: str, trials: int) -> tuple[Path, Path, dict[str, Any]]:
     """The study file and table of ``bench/tables/<name>``, and the facts a benchmark's JSON
     starts with (budget, true hypervolume, front size, feasible count); prints them."""
+    optuna.logging.set_verbosity(logging.ERROR)  # the benchmarks print their own summaries
+    warnings.filterwarnings("ignore")
     spec_path = HERE / "tables" / f"{name}.toml"
     table = HERE / "tables" / f"{name}.parquet"
     budget = float(load_spec(spec_path).budget.bitops or 0) or math.inf
@@ -299,8 +301,6 @@ def main() -> int:
             title = f"{data['table']}: mean over {seeds} seeds"
             plot(data["runs"], data["true_hv"], data["trials"], args.plot, title)
         return 0
-    optuna.logging.set_verbosity(logging.ERROR)
-    warnings.filterwarnings("ignore")
     spec_path, table, facts = table_setup(args.table, args.trials)
     truth = facts["true_hv"]
     truth_linear = true_linear_hypervolume(table, facts["budget"])
