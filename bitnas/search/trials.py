@@ -219,12 +219,14 @@ def _live_elsewhere(t: FrozenTrial) -> bool:
 
 
 def in_flight_elsewhere(trials: list[FrozenTrial]) -> int:
-    """How many trials other live runs of this host are training now: a run that counts
-    them toward its target stops at the target instead of overshooting it."""
+    """How many trials other live runs of this host are training now, or have just asked and
+    not recorded yet (see ``_recording``): a run that counts them toward its target stops at
+    the target instead of overshooting it."""
     return sum(
         1
         for t in trials
-        if t.state == TrialState.RUNNING and ATTR_KEY in t.user_attrs and _live_elsewhere(t)
+        if t.state == TrialState.RUNNING
+        and (_live_elsewhere(t) if ATTR_KEY in t.user_attrs else _unrecorded(t))
     )
 
 
@@ -244,6 +246,31 @@ def _twin(trials: list[FrozenTrial], p: Proposal, stopped: bool = False) -> Froz
     return next((t for t in running if _live_elsewhere(t)), None)
 
 
+def _unrecorded(t: FrozenTrial) -> bool:
+    """A trial between ``ask`` and recording its architecture in another run: its owner is
+    another live run of this host, or not written yet and the trial is younger than
+    ``ORPHAN_AFTER_S`` (bitnas writes it within milliseconds of asking)."""
+    if ATTR_KEY in t.user_attrs:
+        return False
+    if "owner" in t.user_attrs:
+        return _live_elsewhere(t)
+    started = t.datetime_start
+    return started is not None and (
+        (datetime.datetime.now() - started).total_seconds() <= ORPHAN_AFTER_S
+    )
+
+
+def _recording(trials: list[FrozenTrial], p: Proposal) -> bool:
+    """Whether a lower-numbered trial of another run is still between ``ask`` and recording
+    its architecture: it may be ``p``'s twin, and its run, the lower number, will not wait
+    for ``p``. Without this, two runs that ask the same architecture within
+    milliseconds could both miss the other and train it twice."""
+    return any(
+        t.number < p.trial.number and t.state == TrialState.RUNNING and _unrecorded(t)
+        for t in trials
+    )
+
+
 def wait_for_twin(
     study: optuna.Study, p: Proposal, poll: float = 0.5, stopped: bool = False
 ) -> FrozenTrial | None:
@@ -251,13 +278,18 @@ def wait_for_twin(
     it), or None (train it here); with ``stopped`` (the study has an early stopper), also a
     trial the stopper stopped. While another live run of this host trains it, wait for that
     trial; if it fails or its run dies (or it is stopped, without ``stopped``), train it here.
+    While a lower-numbered trial of another run has not recorded its architecture yet, wait
+    for the record (milliseconds): it may be the same one.
 
     Runs on other hosts are not waited for (their liveness cannot be checked, and waiting on
     a dead one would hang): an architecture both train at once is trained twice."""
     while True:
-        twin = _twin(study.get_trials(deepcopy=False), p, stopped)
-        if twin is None or twin.state.is_finished():
+        trials = study.get_trials(deepcopy=False)
+        twin = _twin(trials, p, stopped)
+        if twin is not None and twin.state.is_finished():
             return twin
+        if twin is None and not _recording(trials, p):
+            return None
         time.sleep(poll)
         close_abandoned(study)
 

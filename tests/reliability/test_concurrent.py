@@ -17,10 +17,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import bitnas.search.trials as trials_module
 from bitnas.errors import StorageError
 from bitnas.search import Problem, counts, open_storage, optimize
 from bitnas.search.storage import exclusive_writer
-from bitnas.search.trials import _started, propose, wait_for_twin
+from bitnas.search.trials import _started, in_flight_elsewhere, propose, wait_for_twin
 from bitnas.studies import load_spec
 from tests.conftest import SpyEvaluator, small_space, small_study_toml
 from tests.search.test_trials import new_study
@@ -153,3 +154,51 @@ def test_a_run_counts_other_runs_trials_toward_the_target(other_run):
     # the other run's trial reached the target: this run trained nothing and added nothing
     assert problem.evaluator.seen == [] and len(study.trials) == 1
     assert counts(study.trials)["finished"] == 1
+
+
+def test_a_lower_trial_still_recording_its_architecture_is_waited_for(other_run):
+    """The race CI once hit: run A asks trial #0, run B asks #1 for the same architecture and
+    checks for a twin before A has recorded #0's architecture. B must wait for #0's record
+    (then for #0), not train at once: A, the lower number, never waits for B."""
+    owner, _ = other_run
+    problem = one_arch_problem()
+    study = new_study(problem)
+    theirs = study.ask()  # asked, its architecture not recorded yet
+    study._storage.set_trial_user_attr(theirs._trial_id, "owner", owner)
+    mine = propose(study, problem)
+    key = mine.arch.key()
+    # on its way: a run counting toward the study's target counts it
+    assert in_flight_elsewhere(study.get_trials()) == 1
+
+    def record_then_finish():
+        study._storage.set_trial_user_attr(theirs._trial_id, "arch_key", key)
+        threading.Timer(0.3, lambda: study.tell(theirs, [0.9, mine.cost])).start()
+
+    threading.Timer(0.3, record_then_finish).start()
+    t0 = time.monotonic()
+    twin = wait_for_twin(study, mine, 0.05)
+    assert twin is not None and twin.number == 0 and time.monotonic() - t0 >= 0.5
+
+
+def test_a_lower_trial_recording_another_architecture_is_waited_for_only_until_then(monkeypatch):
+    problem = one_arch_problem()
+    study = new_study(problem)
+    theirs = study.ask()  # enqueued trials carry attributes before their owner: not "no attrs"
+    study._storage.set_trial_user_attr(theirs._trial_id, "retry_of", 7)
+    mine = propose(study, problem)
+    threading.Timer(
+        0.3, lambda: study._storage.set_trial_user_attr(theirs._trial_id, "arch_key", "other")
+    ).start()
+    t0 = time.monotonic()
+    assert wait_for_twin(study, mine, 0.05) is None  # train it here, once #0 said what it is
+    assert 0.25 <= time.monotonic() - t0 < 5
+    # a lower trial with no owner for longer than a run takes to record one is not waited for
+    study2 = new_study(problem)
+    stale = study2.ask()
+    study2._storage.set_trial_user_attr(stale._trial_id, "retry_of", 7)
+    time.sleep(0.05)
+    monkeypatch.setattr(trials_module, "ORPHAN_AFTER_S", 0.01)
+    t0 = time.monotonic()
+    assert wait_for_twin(study2, propose(study2, problem), 0.05) is None
+    assert time.monotonic() - t0 < 0.2
+    assert in_flight_elsewhere(study2.get_trials()) == 0
