@@ -60,7 +60,7 @@ def run_local(
     old = {t.number for t in existing}
     target = counts(existing)["finished"] + n_trials
     bar = Progress(n_trials, enabled=progress)
-    failures = duplicates = retold = 0
+    failures = duplicates = 0
     unseen = False
     try:
         while True:
@@ -73,8 +73,9 @@ def run_local(
                 time.sleep(POLL_S)  # other runs' trials may reach the target, or fail
                 close_abandoned(study)
                 continue
-            # a sampler blind to PRUNED trials may keep proposing stopped architectures: every
-            # FALLBACK_AFTER-th stop re-told since the last trained trial, propose an unseen one
+            # a sampler that keeps proposing architectures the study has (a converged NSGA-II,
+            # a sampler blind to PRUNED stops): every FALLBACK_AFTER-th repeat in a row, an
+            # unseen one
             p = propose(study, problem, evaluated_keys(trials, problem.stopper.active), unseen)
             unseen = False
             if p.duplicate_of is None:  # another run may have trained it meanwhile, or be at it
@@ -88,13 +89,11 @@ def run_local(
             if p.duplicate_of is not None:
                 tell_duplicate(study, p)
                 duplicates += 1
-                if p.duplicate_of.state == TrialState.PRUNED:
-                    retold += 1
-                    unseen = retold % FALLBACK_AFTER == 0
+                unseen = duplicates % FALLBACK_AFTER == 0
                 if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
                     break
                 continue
-            duplicates = retold = 0
+            duplicates = 0
             curve: list[float] = []
             stopped: list[str] = []
             # the study's completed trials as this trial starts: what the stopper compares with

@@ -152,7 +152,7 @@ def _searcher_class() -> type:
             self.requeued: list[Proposal] = []
             self.errored: dict[str, Proposal] = {}
             self.seen = evaluated_keys(study.get_trials(deepcopy=False), problem.stopper.active)
-            self.done = self.failures = self.duplicates = self.retold = 0
+            self.done = self.failures = self.duplicates = 0
             self.unseen = False
             self.exhausted = False
             self.fatal: str | None = None
@@ -174,22 +174,20 @@ def _searcher_class() -> type:
                 return self.requeued.pop(0)
             in_flight = {p.arch.key() for p in self.pending.values()}
             while True:
-                # a sampler blind to PRUNED trials may keep proposing stopped architectures: every
-                # FALLBACK_AFTER-th stop re-told since the last trained trial, an unseen one
+                # a sampler that keeps proposing architectures the study has: every
+                # FALLBACK_AFTER-th repeat in a row, an unseen one (see trials.py)
                 p = propose(self.study, self.problem, self.seen, self.unseen)
                 self.unseen = False
                 key = p.arch.key()
                 if p.duplicate_of is None and key not in in_flight:
-                    self.duplicates = self.retold = 0
+                    self.duplicates = 0
                     return p
                 if p.duplicate_of is not None:
                     tell_duplicate(self.study, p)
-                    if p.duplicate_of.state == TrialState.PRUNED:
-                        self.retold += 1
-                        self.unseen = self.retold % FALLBACK_AFTER == 0
                 else:
                     self.held.setdefault(key, []).append(p)
                 self.duplicates += 1
+                self.unseen = self.duplicates % FALLBACK_AFTER == 0
                 if self.duplicates >= MAX_CONSECUTIVE_DUPLICATES:
                     self.exhausted = True
                     return None

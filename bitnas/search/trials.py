@@ -13,11 +13,17 @@ told COMPLETE with that result, as feedback for the sampler, without training ag
 study runs with an early stopper, a proposal of an architecture the stopper already stopped is a
 duplicate too: it is told PRUNED with that trial's curve instead of being trained (training is
 deterministic, so the same curve would come again, and the stopper, with at least as many
-completed trials to compare with, would most likely stop it again). NSGA-II/III and GP never see
-PRUNED trials and keep proposing stopped architectures, so after ``FALLBACK_AFTER`` such re-told
-stops in a row the next trial is a uniformly drawn feasible architecture the study has not
-trained yet (``proposed_by = unseen-fallback``). The stopper's settings are not part of this:
-a study resumed with other settings still re-tells the stops of the earlier ones.
+completed trials to compare with, would most likely stop it again). The stopper's settings are
+not part of this: a study resumed with other settings still re-tells the stops of the earlier
+ones.
+
+A sampler can get stuck on what the study already has: NSGA-II/III's population converges on a
+small space, and NSGA-II/III and GP never see PRUNED trials, so they keep proposing stopped
+architectures. After ``FALLBACK_AFTER`` repeated proposals in a row (of either kind) the runner
+enqueues a uniformly drawn feasible architecture the study has not trained yet
+(``proposed_by = unseen-fallback``; see ``propose(unseen=True)``); a run ends as "exhausted"
+(``MAX_CONSECUTIVE_DUPLICATES`` repeats in a row) only when no such architecture is left or
+the space is too large to enumerate one.
 """
 
 from __future__ import annotations
@@ -384,7 +390,7 @@ def propose(
     carries that trial as ``duplicate_of`` (training is deterministic, so its result can be
     reused instead of training twice). With ``unseen``, the first trial asked is enqueued with
     a feasible architecture not in ``seen`` (the runner's answer to a sampler that keeps
-    proposing stopped architectures), where one is left.
+    repeating itself), where one is left.
     """
     budget = problem.budget
     rejected = 0

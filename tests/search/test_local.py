@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -9,6 +10,7 @@ from bitnas.errors import EvaluationError, SpecError
 from bitnas.evaluators import CallableEvaluator, EvalResult
 from bitnas.search import Problem, counts, optimize
 from bitnas.search.local import MAX_CONSECUTIVE_DUPLICATES, MAX_CONSECUTIVE_FAILURES
+from bitnas.search.trials import FALLBACK_AFTER
 from bitnas.spaces import Architecture
 from tests.conftest import SpyEvaluator, small_space
 from tests.search.test_trials import new_study
@@ -89,6 +91,27 @@ def test_duplicate_architecture_is_reused_not_retrained():
         assert t.user_attrs["architecture"] == src.user_attrs["architecture"]
         assert t.user_attrs["densities"] == src.user_attrs["densities"]
         assert "train_seconds" not in t.user_attrs
+
+
+def test_a_sampler_stuck_on_a_trained_architecture_gets_unseen_ones():
+    """A converged sampler (NSGA-II's population on a small space) keeps proposing what the
+    study has: every ``FALLBACK_AFTER`` repeats in a row the run trains a feasible
+    architecture not trained yet, instead of ending as if the space were exhausted."""
+    spy = SpyEvaluator()
+    problem = Problem(space=small_space(), evaluator=spy)
+    study = new_study(problem)
+    optimize(study, problem, 1, progress=False)
+    first = study.trials[0]
+    study.sampler = optuna.samplers.PartialFixedSampler(
+        first.params, optuna.samplers.RandomSampler(seed=1)
+    )
+    added = optimize(study, problem, 3, progress=False)
+    assert added["finished"] == 3 and added["exhausted"] == 0
+    new = study.trials[1:]
+    repeats = [t for t in new if t.user_attrs.get("duplicate_of") == 0]
+    fresh = [t for t in new if t.user_attrs.get("proposed_by") == "unseen-fallback"]
+    assert len(repeats) == 3 * FALLBACK_AFTER and len(fresh) == 3
+    assert len(spy.seen) == len({a.key() for a in spy.seen}) == 4
 
 
 def test_failed_trials_are_retried_by_the_next_run():

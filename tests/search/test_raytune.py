@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from bitnas.evaluators import CallableEvaluator, EvalResult
 from bitnas.search import Problem, RaySettings, counts, front_trials, optimize, pareto_mask
+from bitnas.search.trials import FALLBACK_AFTER
 from bitnas.spaces import Architecture, Budget, bitops
 from tests.conftest import default_sigint, small_space, synthetic_accuracy
 
@@ -165,6 +166,27 @@ def test_concurrent_proposals_of_one_architecture_train_it_once():
                    if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]  # fmt: skip
         assert len(trained) == len(set(trained)) == 5, seed
         assert counts(remote.trials)["finished"] == counts(local.trials)["finished"] == 5
+
+
+def test_a_sampler_stuck_on_a_trained_architecture_gets_unseen_ones_on_ray():
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(table))
+    study = study_for(problem)
+    optimize(study, problem, 1, progress=False)
+    study.sampler = optuna.samplers.PartialFixedSampler(
+        study.trials[0].params, optuna.samplers.RandomSampler(seed=1)
+    )
+    added = optimize(study, problem, 2, backend="ray", progress=False,
+                     settings=RaySettings(max_concurrent=1))  # fmt: skip
+    assert added["finished"] == 2 and added["exhausted"] == 0
+    new = study.trials[1:]
+    repeats = [t for t in new if t.user_attrs.get("duplicate_of") == 0]
+    fresh = [t for t in new if t.user_attrs.get("proposed_by") == "unseen-fallback"]
+    assert len(repeats) == 2 * FALLBACK_AFTER and len(fresh) == 2
+    assert all(t.user_attrs.get("backend") == "ray" for t in fresh)
+    assert (
+        len({t.user_attrs["arch_key"] for t in fresh} | {study.trials[0].user_attrs["arch_key"]})
+        == 3
+    )
 
 
 def test_resources_no_node_has_are_refused_not_waited_for():
