@@ -171,8 +171,8 @@ def close_abandoned(study: optuna.Study) -> int:
 
     Trials owned by live processes or other hosts are left alone, so two runs on one study do
     not close each other's trials. A RUNNING trial with no attributes at all, older than
-    ``ORPHAN_AFTER_S``, is closed too: bitnas records the owner within milliseconds of asking,
-    so such a trial was cut off in between. The architecture of a closed trial is enqueued
+    ``ORPHAN_AFTER_S`` with no owner is closed too: bitnas records the owner right after
+    asking, so such a trial was cut off in between. The architecture of a closed trial is enqueued
     (``retry_of`` names the closed trial), so the next trial asked re-runs it.
     """
     host = socket.gethostname()
@@ -181,7 +181,7 @@ def close_abandoned(study: optuna.Study) -> int:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         name, pid, started = [*str(t.user_attrs.get("owner", "")).split(":"), "", "", ""][:3]
         orphan = (
-            not t.user_attrs
+            "owner" not in t.user_attrs
             and t.datetime_start is not None
             and ((now - t.datetime_start).total_seconds() > ORPHAN_AFTER_S)
         )
@@ -307,7 +307,6 @@ def _record_architecture(
     policy: dict[str, Any] | None = None,
 ) -> None:
     breakdown = cost_breakdown(arch)
-    trial.set_user_attr("owner", OWNER)
     trial.set_user_attr(ATTR_ARCH, arch.to_json())
     trial.set_user_attr(ATTR_KEY, arch.key())
     trial.set_user_attr("summary", arch.summary())
@@ -376,6 +375,20 @@ def _feasible_draw(
     )
 
 
+def _not_to_draw(trials: list[FrozenTrial], seen: Mapping[str, Any]) -> set[str]:
+    """Architectures an unseen draw must not pick: those trained (``seen``), those some run is
+    training now, and those that failed for what they are (training is deterministic; a trial
+    abandoned by a dead run or interrupted by Ctrl-C failed for other reasons)."""
+    keys = set(seen)
+    for t in trials:
+        key = t.user_attrs.get(ATTR_KEY)
+        error = str(t.user_attrs.get(ATTR_ERROR, ""))
+        failed = t.state == TrialState.FAIL and not error.startswith(("abandoned", "interrupted"))
+        if key is not None and (failed or t.state == TrialState.RUNNING):
+            keys.add(key)
+    return keys
+
+
 def propose(
     study: optuna.Study,
     problem: Problem,
@@ -389,14 +402,16 @@ def propose(
     architecture keys to completed trials: a proposal of an already trained architecture
     carries that trial as ``duplicate_of`` (training is deterministic, so its result can be
     reused instead of training twice). With ``unseen``, the first trial asked is enqueued with
-    a feasible architecture not in ``seen`` (the runner's answer to a sampler that keeps
-    repeating itself), where one is left.
+    a feasible architecture not in ``seen``, not in flight and not failed (the runner's answer
+    to a sampler that keeps repeating itself), where one is left.
     """
     budget = problem.budget
     rejected = 0
     if unseen:
         params = _feasible_draw(
-            problem, seed=problem.seed * 1_000_003 + len(study.trials), avoid=seen
+            problem,
+            seed=problem.seed * 1_000_003 + len(study.trials),
+            avoid=_not_to_draw(study.get_trials(deepcopy=False), seen or {}),
         )
         if params is not None:
             study.enqueue_trial(params, user_attrs={"proposed_by": "unseen-fallback"})
@@ -407,6 +422,9 @@ def propose(
             study.enqueue_trial(params, user_attrs={"proposed_by": "feasible-fallback"})
         trial = study.ask()
         try:
+            # the owner first: other runs wait for a young trial's record only while its
+            # owner lives (see ``_unrecorded``), and sampling can take a while
+            trial.set_user_attr("owner", OWNER)
             arch = problem.space.sample(trial)
             cost = float(problem.cost(arch))
             _record_architecture(trial, arch, budget, problem.space.layer_policy())

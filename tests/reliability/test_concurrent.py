@@ -21,7 +21,13 @@ import bitnas.search.trials as trials_module
 from bitnas.errors import StorageError
 from bitnas.search import Problem, counts, open_storage, optimize
 from bitnas.search.storage import exclusive_writer
-from bitnas.search.trials import _started, in_flight_elsewhere, propose, wait_for_twin
+from bitnas.search.trials import (
+    _started,
+    close_abandoned,
+    in_flight_elsewhere,
+    propose,
+    wait_for_twin,
+)
 from bitnas.studies import load_spec
 from tests.conftest import SpyEvaluator, small_space, small_study_toml
 from tests.search.test_trials import new_study
@@ -166,18 +172,19 @@ def test_a_lower_trial_still_recording_its_architecture_is_waited_for(other_run)
     theirs = study.ask()  # asked, its architecture not recorded yet
     study._storage.set_trial_user_attr(theirs._trial_id, "owner", owner)
     mine = propose(study, problem)
-    key = mine.arch.key()
     # on its way: a run counting toward the study's target counts it
     assert in_flight_elsewhere(study.get_trials()) == 1
+    recorded = threading.Event()
 
     def record_then_finish():
-        study._storage.set_trial_user_attr(theirs._trial_id, "arch_key", key)
+        study._storage.set_trial_user_attr(theirs._trial_id, "arch_key", mine.arch.key())
+        recorded.set()
         threading.Timer(0.3, lambda: study.tell(theirs, [0.9, mine.cost])).start()
 
     threading.Timer(0.3, record_then_finish).start()
-    t0 = time.monotonic()
     twin = wait_for_twin(study, mine, 0.05)
-    assert twin is not None and twin.number == 0 and time.monotonic() - t0 >= 0.5
+    assert recorded.is_set(), "returned before the lower trial said what it trains"
+    assert twin is not None and twin.number == 0 and twin.state == TrialState.COMPLETE
 
 
 def test_a_lower_trial_recording_another_architecture_is_waited_for_only_until_then(monkeypatch):
@@ -186,19 +193,27 @@ def test_a_lower_trial_recording_another_architecture_is_waited_for_only_until_t
     theirs = study.ask()  # enqueued trials carry attributes before their owner: not "no attrs"
     study._storage.set_trial_user_attr(theirs._trial_id, "retry_of", 7)
     mine = propose(study, problem)
-    threading.Timer(
-        0.3, lambda: study._storage.set_trial_user_attr(theirs._trial_id, "arch_key", "other")
-    ).start()
-    t0 = time.monotonic()
-    assert wait_for_twin(study, mine, 0.05) is None  # train it here, once #0 said what it is
-    assert 0.25 <= time.monotonic() - t0 < 5
-    # a lower trial with no owner for longer than a run takes to record one is not waited for
+    assert in_flight_elsewhere(study.get_trials()) == 1  # young, no owner yet: on its way
+    recorded = threading.Event()
+
+    def record():
+        study._storage.set_trial_user_attr(theirs._trial_id, "arch_key", "other")
+        recorded.set()
+
+    threading.Timer(0.3, record).start()
+    assert wait_for_twin(study, mine, 0.05) is None  # train it here...
+    assert recorded.is_set()  # ...once #0 said what it is
+    # a lower trial that has had no owner for longer than a run takes to write one is not
+    # waited for past that age, and the next look closes it as abandoned
+    monkeypatch.setattr(trials_module, "ORPHAN_AFTER_S", 0.5)
     study2 = new_study(problem)
     stale = study2.ask()
     study2._storage.set_trial_user_attr(stale._trial_id, "retry_of", 7)
-    time.sleep(0.05)
-    monkeypatch.setattr(trials_module, "ORPHAN_AFTER_S", 0.01)
+    late = propose(study2, problem)
     t0 = time.monotonic()
-    assert wait_for_twin(study2, propose(study2, problem), 0.05) is None
-    assert time.monotonic() - t0 < 0.2
-    assert in_flight_elsewhere(study2.get_trials()) == 0
+    assert wait_for_twin(study2, late, 0.05) is None
+    assert 0.2 <= time.monotonic() - t0 < 10
+    # the waiting run's own look at the storage closed it
+    assert study2.trials[0].state == TrialState.FAIL
+    assert study2.trials[0].user_attrs["error"].startswith("abandoned")
+    assert in_flight_elsewhere(study2.get_trials()) == 0 and close_abandoned(study2) == 0

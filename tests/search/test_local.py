@@ -10,7 +10,7 @@ from bitnas.errors import EvaluationError, SpecError
 from bitnas.evaluators import CallableEvaluator, EvalResult
 from bitnas.search import Problem, counts, optimize
 from bitnas.search.local import MAX_CONSECUTIVE_DUPLICATES, MAX_CONSECUTIVE_FAILURES
-from bitnas.search.trials import FALLBACK_AFTER
+from bitnas.search.trials import FALLBACK_AFTER, evaluated_keys, propose, tell_failure
 from bitnas.spaces import Architecture
 from tests.conftest import SpyEvaluator, small_space
 from tests.search.test_trials import new_study
@@ -112,6 +112,30 @@ def test_a_sampler_stuck_on_a_trained_architecture_gets_unseen_ones():
     fresh = [t for t in new if t.user_attrs.get("proposed_by") == "unseen-fallback"]
     assert len(repeats) == 3 * FALLBACK_AFTER and len(fresh) == 3
     assert len(spy.seen) == len({a.key() for a in spy.seen}) == 4
+
+
+def test_the_unseen_draw_skips_trained_failed_and_running_architectures():
+    space = small_space(depth=(1, 1), width=(16,), wbits=(2,), abits=(1, 2), timesteps=(1, 4))
+    grid = list(space.grid_with_params())
+    assert len(grid) == 4
+    problem = Problem(space=space, evaluator=SpyEvaluator())
+    study = new_study(problem)
+    props = []
+    for params, _ in grid:
+        study.enqueue_trial(params)
+        props.append(propose(study, problem))
+    trained, failed, running, abandoned = props
+    study.tell(trained.trial, [0.5, trained.cost])
+    tell_failure(study, failed, ValueError("diverged"))
+    abandoned.trial.set_user_attr("error", "abandoned: the run that owned it (pid 1) is gone")
+    study.tell(abandoned.trial, state=TrialState.FAIL)
+    seen = evaluated_keys(study.get_trials())
+    # only the abandoned one is left to draw: it failed for its run, not for what it is
+    for _ in range(8):  # each draw has its own seed: a draw ignoring one passes 8 in 3^8
+        p = propose(study, problem, seen, unseen=True)
+        assert p.trial.user_attrs["proposed_by"] == "unseen-fallback"
+        assert p.arch.key() == abandoned.arch.key() != running.arch.key()
+        tell_failure(study, p, KeyboardInterrupt())  # "interrupted": still drawable
 
 
 def test_failed_trials_are_retried_by_the_next_run():
