@@ -35,7 +35,7 @@ import random
 import socket
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -344,14 +344,14 @@ def _set_legacy_constraint(trial: optuna.trial.Trial, excess: float) -> None:
 
 
 def _feasible_draw(
-    problem: Problem, seed: int, avoid: Mapping[str, Any] | None = None
+    problem: Problem, seed: int, avoid: Collection[str] | None = None
 ) -> dict[str, Any] | None:
     """Parameters of a feasible architecture drawn uniformly (rejection sampling); where the
     feasible share is too small for that, one drawn from the enumerated feasible set. With
     ``avoid`` (architecture keys), only architectures not in it: None when none is left."""
     rng = random.Random(seed)
     space = problem.space
-    avoid = avoid or {}
+    avoid = avoid or ()
     for _ in range(FALLBACK_DRAWS):
         params, arch = space.sample_uniform_with_params(rng)
         if problem.budget.allows(problem.cost(arch)) and arch.key() not in avoid:
