@@ -13,7 +13,7 @@ import pyarrow as pa
 from optuna.trial import FrozenTrial, TrialState
 
 from bitnas.search.pareto import pareto_mask
-from bitnas.search.trials import ATTR_ARCH, ATTR_ERROR, ATTR_KEY, ATTR_REJECTED
+from bitnas.search.trials import ATTR_ARCH, ATTR_ERROR, ATTR_KEY, ATTR_REJECTED, ATTR_SPARE
 
 __all__ = [
     "LAYER_TYPE",
@@ -63,7 +63,7 @@ def _row(t: FrozenTrial, names: list[str], front: set[int]) -> dict[str, Any]:
         "state": t.state.name,
         "feasible": _feasible(t) if t.constraints else True,
         "pareto": t.number in front,
-        "rejected": ua.get(ATTR_REJECTED),
+        "rejected": ua.get(ATTR_REJECTED, ua.get(ATTR_SPARE)),
         "error": ua.get(ATTR_ERROR),
         "duplicate_of": ua.get("duplicate_of"),
         "datetime_start": t.datetime_start,

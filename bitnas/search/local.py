@@ -23,9 +23,11 @@ from bitnas.search.trials import (
     evaluated_keys,
     in_flight_elsewhere,
     propose,
+    target_covered,
     tell_duplicate,
     tell_failure,
     tell_result,
+    tell_spare,
     wait_for_twin,
 )
 
@@ -92,6 +94,9 @@ def run_local(
                 unseen = duplicates % FALLBACK_AFTER == 0
                 if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
                     break
+                continue
+            if target_covered(study.get_trials(deepcopy=False), p, target):
+                tell_spare(study, p)  # another run's trial, asked first, takes the last place
                 continue
             duplicates = 0
             curve: list[float] = []

@@ -62,7 +62,9 @@ __all__ = [
     "is_rejected",
     "propose",
     "stopped_early",
+    "target_covered",
     "tell_failure",
+    "tell_spare",
     "tell_result",
     "wait_for_twin",
 ]
@@ -75,6 +77,7 @@ ATTR_DUPLICATE = "duplicate_of"
 #: Why an early stopper stopped the trial (it then ends PRUNED, bitnas.search.stopping).
 ATTR_STOPPED = "stopped"
 ATTR_RETRY = "retry_of"
+ATTR_SPARE = "spare"
 
 #: After this many over-budget proposals in a row, the next trial is a uniformly drawn
 #: feasible architecture. Samplers that model only COMPLETE trials (GP, QMC) never learn from
@@ -98,7 +101,9 @@ def is_rejected(t: FrozenTrial) -> bool:
     return ATTR_REJECTED in t.user_attrs
 
 
-COUNT_KEYS = ("finished", "complete", "pruned", "failed", "duplicate", "rejected", "running")
+COUNT_KEYS = (
+    "finished", "complete", "pruned", "failed", "duplicate", "rejected", "spare", "running"
+)  # fmt: skip
 
 
 def counts(trials: list[FrozenTrial]) -> dict[str, int]:
@@ -111,6 +116,8 @@ def counts(trials: list[FrozenTrial]) -> dict[str, int]:
             c["rejected"] += 1
         elif ATTR_DUPLICATE in t.user_attrs:
             c["duplicate"] += 1
+        elif ATTR_SPARE in t.user_attrs:
+            c["spare"] += 1
         elif t.state == TrialState.FAIL:
             c["failed"] += 1
         else:
@@ -226,14 +233,9 @@ def _live_elsewhere(t: FrozenTrial) -> bool:
 
 def in_flight_elsewhere(trials: list[FrozenTrial]) -> int:
     """How many trials other live runs of this host are training now, or have just asked and
-    not recorded yet (see ``_recording``): a run that counts them toward its target stops at
+    not recorded yet (see ``_unrecorded``): a run that counts them toward its target stops at
     the target instead of overshooting it."""
-    return sum(
-        1
-        for t in trials
-        if t.state == TrialState.RUNNING
-        and (_live_elsewhere(t) if ATTR_KEY in t.user_attrs else _unrecorded(t))
-    )
+    return sum(1 for t in trials if _ahead(t))
 
 
 def _twin(trials: list[FrozenTrial], p: Proposal, stopped: bool = False) -> FrozenTrial | None:
@@ -264,6 +266,34 @@ def _unrecorded(t: FrozenTrial) -> bool:
     return started is not None and (
         (datetime.datetime.now() - started).total_seconds() <= ORPHAN_AFTER_S
     )
+
+
+def _ahead(t: FrozenTrial) -> bool:
+    """On its way to a result in another live run of this host: RUNNING, and recorded or
+    about to be (``_unrecorded``)."""
+    return t.state == TrialState.RUNNING and (
+        _live_elsewhere(t) if ATTR_KEY in t.user_attrs else _unrecorded(t)
+    )
+
+
+def target_covered(trials: list[FrozenTrial], p: Proposal, target: int) -> bool:
+    """Whether the study's finished trials and the lower-numbered trials other runs of this
+    host have under way already make ``target``: then ``p`` is spare. Two runs that both saw
+    the target one short before either asked a trial would otherwise both train one; with
+    this rule the higher number gives way and the lowest never does, so runs on one host
+    together stop at the target."""
+    mine = p.trial.number
+    ahead = sum(1 for t in trials if t.number < mine and _ahead(t))
+    return counts(trials)["finished"] + ahead >= target
+
+
+def tell_spare(study: optuna.Study, p: Proposal) -> FrozenTrial:
+    """Close a proposal that ``target_covered`` found not needed: FAIL (every sampler ignores
+    FAIL trials, so it says nothing about the architecture), with the reason in ``spare``."""
+    p.trial.set_user_attr(
+        ATTR_SPARE, "not trained: trials under way in other runs reach the study's target"
+    )
+    return study.tell(p.trial, state=TrialState.FAIL)
 
 
 def _recording(trials: list[FrozenTrial], p: Proposal) -> bool:
@@ -383,7 +413,11 @@ def _not_to_draw(trials: list[FrozenTrial], seen: Mapping[str, Any]) -> set[str]
     for t in trials:
         key = t.user_attrs.get(ATTR_KEY)
         error = str(t.user_attrs.get(ATTR_ERROR, ""))
-        failed = t.state == TrialState.FAIL and not error.startswith(("abandoned", "interrupted"))
+        failed = (
+            t.state == TrialState.FAIL
+            and bool(error)
+            and not error.startswith(("abandoned", "interrupted"))
+        )
         if key is not None and (failed or t.state == TrialState.RUNNING):
             keys.add(key)
     return keys

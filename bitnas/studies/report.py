@@ -21,6 +21,8 @@ def format_counts(c: dict[str, int]) -> str:
         parts.append(f"{c['duplicate']} repeated proposals answered from earlier trials")
     if c.get("rejected"):
         parts.append(f"{c['rejected']} over budget, not trained")
+    if c.get("spare"):
+        parts.append(f"{c['spare']} spare, not trained (other runs' trials made the target)")
     if c.get("running"):
         parts.append(f"{c['running']} running")
     return ", ".join(parts)

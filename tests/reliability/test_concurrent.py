@@ -17,6 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import bitnas.search.local as local_module
 import bitnas.search.trials as trials_module
 from bitnas.errors import StorageError
 from bitnas.search import Problem, counts, open_storage, optimize
@@ -217,3 +218,28 @@ def test_a_lower_trial_recording_another_architecture_is_waited_for_only_until_t
     assert study2.trials[0].state == TrialState.FAIL
     assert study2.trials[0].user_attrs["error"].startswith("abandoned")
     assert in_flight_elsewhere(study2.get_trials()) == 0 and close_abandoned(study2) == 0
+
+
+def test_a_trial_another_run_asked_first_takes_the_last_place(other_run, monkeypatch):
+    """Both runs saw the target one short, then both asked: the higher number gives way
+    (closed "spare", not trained) instead of overshooting the target."""
+    owner, _ = other_run
+    problem = one_arch_problem()
+    study = new_study(problem)
+    real_propose = local_module.propose
+    theirs = []
+
+    def other_run_asks_first(*args, **kwargs):
+        if not theirs:  # between this run's look at the target and its ask
+            theirs.append(study.ask())
+            study._storage.set_trial_user_attr(theirs[0]._trial_id, "owner", owner)
+            threading.Timer(0.3, lambda: study.tell(theirs[0], [0.9, 1.0])).start()
+        return real_propose(*args, **kwargs)
+
+    monkeypatch.setattr(local_module, "propose", other_run_asks_first)
+    added = optimize(study, problem, 1, progress=False)
+    assert problem.evaluator.seen == [], "this run trained past the study's target"
+    mine = study.trials[1]
+    assert mine.state == TrialState.FAIL and mine.user_attrs["spare"].startswith("not trained")
+    assert added["finished"] == 0 and added["spare"] == 1 and added["failed"] == 0
+    assert counts(study.trials)["finished"] == 1
