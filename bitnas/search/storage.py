@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,15 +69,36 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     path = _sqlite_path(url)
     if path is not None:
         _check_file(path, url, create)
-    try:
-        # A generous busy timeout lets readers and one writer share a SQLite file.
-        kwargs = {"connect_args": {"timeout": 60}} if path is not None else {}
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        if path is not None:
-            _write_ahead_log(storage)
-        return storage
-    except Exception as e:  # SQLAlchemy raises many types; all mean the same to a user
-        raise StorageError(f"cannot open storage {url}: {type(e).__name__}: {e}") from None
+    # A generous busy timeout lets readers and one writer share a SQLite file.
+    kwargs = {"connect_args": {"timeout": 60}} if path is not None else {}
+    for attempt in range(SCHEMA_RACE_TRIES):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            if path is not None:
+                _write_ahead_log(storage)
+            return storage
+        except Exception as e:  # SQLAlchemy raises many types; all mean the same to a user
+            if _schema_race(e) and attempt + 1 < SCHEMA_RACE_TRIES:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            raise StorageError(f"cannot open storage {url}: {type(e).__name__}: {e}") from None
+    raise AssertionError("unreachable")
+
+
+#: How often opening a new database is tried when another process is creating its schema.
+SCHEMA_RACE_TRIES = 6
+
+
+def _schema_race(e: Exception) -> bool:
+    """Whether ``e`` is what Optuna's RDBStorage raises when another process creates the same
+    new database's tables at the same moment (a run starting while `optuna-dashboard` or
+    `bitnas pareto` opens the file): ``table ... already exists``, or a second insert of the
+    schema version. Optuna creates the schema without a lock; trying again finds it made.
+    Written here because neither Optuna nor SQLAlchemy retries it."""
+    text = str(e)
+    return type(e).__name__ in ("OperationalError", "IntegrityError") and (
+        "already exists" in text or "alembic_version" in text
+    )
 
 
 def _open_journal(url: str, create: bool) -> optuna.storages.BaseStorage:
