@@ -71,18 +71,19 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         _check_file(path, url, create)
     # A generous busy timeout lets readers and one writer share a SQLite file.
     kwargs = {"connect_args": {"timeout": 60}} if path is not None else {}
-    for attempt in range(SCHEMA_RACE_TRIES):
+    tries = 0
+    while True:
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
             if path is not None:
                 _write_ahead_log(storage)
             return storage
         except Exception as e:  # SQLAlchemy raises many types; all mean the same to a user
-            if _schema_race(e) and attempt + 1 < SCHEMA_RACE_TRIES:
-                time.sleep(0.1 * (attempt + 1))
+            tries += 1
+            if _schema_race(e) and tries < SCHEMA_RACE_TRIES:
+                time.sleep(0.1 * tries)
                 continue
             raise StorageError(f"cannot open storage {url}: {type(e).__name__}: {e}") from None
-    raise AssertionError("unreachable")
 
 
 #: How often opening a new database is tried when another process is creating its schema.

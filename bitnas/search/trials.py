@@ -177,9 +177,9 @@ def close_abandoned(study: optuna.Study) -> int:
     that no longer exists (a ``kill -9``, a crash). Returns how many were closed.
 
     Trials owned by live processes or other hosts are left alone, so two runs on one study do
-    not close each other's trials. A RUNNING trial with no attributes at all, older than
-    ``ORPHAN_AFTER_S`` with no owner is closed too: bitnas records the owner right after
-    asking, so such a trial was cut off in between. The architecture of a closed trial is enqueued
+    not close each other's trials. A RUNNING trial with no owner, older than
+    ``ORPHAN_AFTER_S``, is closed too: bitnas records the owner right after asking, so such a
+    trial was cut off in between. The architecture of a closed trial is enqueued
     (``retry_of`` names the closed trial), so the next trial asked re-runs it.
     """
     host = socket.gethostname()
@@ -257,7 +257,7 @@ def _twin(trials: list[FrozenTrial], p: Proposal, stopped: bool = False) -> Froz
 def _unrecorded(t: FrozenTrial) -> bool:
     """A trial between ``ask`` and recording its architecture in another run: its owner is
     another live run of this host, or not written yet and the trial is younger than
-    ``ORPHAN_AFTER_S`` (bitnas writes it within milliseconds of asking)."""
+    ``ORPHAN_AFTER_S`` (bitnas writes it right after asking)."""
     if ATTR_KEY in t.user_attrs:
         return False
     if "owner" in t.user_attrs:
