@@ -63,7 +63,8 @@ def _row(t: FrozenTrial, names: list[str], front: set[int]) -> dict[str, Any]:
         "state": t.state.name,
         "feasible": _feasible(t) if t.constraints else True,
         "pareto": t.number in front,
-        "rejected": ua.get(ATTR_REJECTED, ua.get(ATTR_SPARE)),
+        "rejected": ua.get(ATTR_REJECTED),
+        "spare": ua.get(ATTR_SPARE),
         "error": ua.get(ATTR_ERROR),
         "duplicate_of": ua.get("duplicate_of"),
         "datetime_start": t.datetime_start,
@@ -99,7 +100,7 @@ def _row(t: FrozenTrial, names: list[str], front: set[int]) -> dict[str, Any]:
 
 #: Version of the export schema below (stored in the Parquet metadata as ``bitnas.schema``);
 #: docs/export.md documents every column.
-SCHEMA_VERSION = "bitnas-trials/1"
+SCHEMA_VERSION = "bitnas-trials/2"
 
 #: One element of the ``layers`` column: a weighted layer, in network order.
 LAYER_TYPE = pa.struct(
@@ -124,6 +125,7 @@ _SCHEMA_FIXED = [
     ("feasible", pa.bool_()),
     ("pareto", pa.bool_()),
     ("rejected", pa.string()),
+    ("spare", pa.string()),
     ("error", pa.string()),
     ("duplicate_of", pa.int64()),
     ("datetime_start", pa.timestamp("us")),

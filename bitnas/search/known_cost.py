@@ -50,6 +50,9 @@ Params = Mapping[str, Any]
 #: System attribute recording the candidate a trial was handed (before its parameters are all
 #: suggested), so a trial asked meanwhile is not handed the same one.
 CHOSEN_ATTR = "known_cost:candidate"
+#: User attributes that mark a FAIL trial as closed before it ran (bitnas's ``spare``: another
+#: run took the study's last place); such a trial does not count against its candidate.
+NOT_RUN_ATTRS = frozenset({"spare"})
 
 #: Once past the start-up phase, the GP's kernel hyperparameters are re-estimated at every
 #: this-many-th observation (``KnownCostSampler._fit``).
@@ -335,9 +338,10 @@ class KnownCostSampler(BaseSampler):
             if i is None:  # a trial outside the candidates (another pool or space): ignored
                 continue
             if t.state == TrialState.FAIL:
-                failed[i] = failed.get(i, 0) + 1
-                if failed[i] >= 2:
-                    taken.add(i)
+                if not NOT_RUN_ATTRS & t.user_attrs.keys():  # closed before it ran: no verdict
+                    failed[i] = failed.get(i, 0) + 1
+                    if failed[i] >= 2:
+                        taken.add(i)
                 continue
             taken.add(i)
             if t.state in (TrialState.RUNNING, TrialState.WAITING):

@@ -93,13 +93,25 @@ SCHEMA_RACE_TRIES = 6
 def _schema_race(e: Exception) -> bool:
     """Whether ``e`` is what Optuna's RDBStorage raises when another process creates the same
     new database's tables at the same moment (a run starting while `optuna-dashboard` or
-    `bitnas pareto` opens the file): ``table ... already exists``, or a second insert of the
-    schema version. Optuna creates the schema without a lock; trying again finds it made.
-    Written here because neither Optuna nor SQLAlchemy retries it."""
-    text = str(e)
-    return type(e).__name__ in ("OperationalError", "IntegrityError") and (
-        "already exists" in text or "alembic_version" in text
-    )
+    `bitnas pareto` opens the file): a table or type that "already exists" (SQLite, MySQL,
+    PostgreSQL), or a second insert of the schema version (a unique-key violation on
+    ``alembic_version``). Optuna creates the schema without a lock; trying again finds it
+    made. Only the driver's own message is read (not the SQL statement SQLAlchemy appends),
+    so a read-only or locked database is not mistaken for it. Written here because neither
+    Optuna nor SQLAlchemy retries this."""
+    import sqlalchemy.exc as sa_exc
+
+    if not isinstance(e, sa_exc.DBAPIError):
+        return False
+    orig = e.orig
+    if getattr(orig, "pgcode", None) in ("42P07", "42710"):  # duplicate table / object
+        return True
+    text = str(orig).lower()
+    if isinstance(e, sa_exc.OperationalError | sa_exc.ProgrammingError):
+        return "already exists" in text
+    if isinstance(e, sa_exc.IntegrityError):
+        return "alembic_version" in str(e) and ("unique" in text or "duplicate" in text)
+    return False
 
 
 def _open_journal(url: str, create: bool) -> optuna.storages.BaseStorage:

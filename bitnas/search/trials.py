@@ -269,11 +269,13 @@ def _unrecorded(t: FrozenTrial) -> bool:
 
 
 def _ahead(t: FrozenTrial) -> bool:
-    """On its way to a result in another live run of this host: RUNNING, and recorded or
-    about to be (``_unrecorded``)."""
-    return t.state == TrialState.RUNNING and (
-        _live_elsewhere(t) if ATTR_KEY in t.user_attrs else _unrecorded(t)
-    )
+    """On its way to a result in another live run of this host: RUNNING, and recorded (and
+    not over budget: that one is about to be told PRUNED) or about to be (``_unrecorded``)."""
+    if t.state != TrialState.RUNNING:
+        return False
+    if ATTR_KEY not in t.user_attrs:
+        return _unrecorded(t)
+    return t.user_attrs.get("feasible") is not False and _live_elsewhere(t)
 
 
 def target_covered(trials: list[FrozenTrial], p: Proposal, target: int) -> bool:

@@ -20,13 +20,14 @@ from optuna.trial import TrialState
 import bitnas.search.local as local_module
 import bitnas.search.trials as trials_module
 from bitnas.errors import StorageError
-from bitnas.search import Problem, counts, open_storage, optimize
+from bitnas.search import Problem, counts, open_storage, optimize, trials_table
 from bitnas.search.storage import exclusive_writer
 from bitnas.search.trials import (
     _started,
     close_abandoned,
     in_flight_elsewhere,
     propose,
+    target_covered,
     wait_for_twin,
 )
 from bitnas.studies import load_spec
@@ -243,3 +244,20 @@ def test_a_trial_another_run_asked_first_takes_the_last_place(other_run, monkeyp
     assert mine.state == TrialState.FAIL and mine.user_attrs["spare"].startswith("not trained")
     assert added["finished"] == 0 and added["spare"] == 1 and added["failed"] == 0
     assert counts(study.trials)["finished"] == 1
+    # the export says why, in its own column (not as an over-budget rejection)
+    rows = trials_table(study).to_pylist()
+    assert rows[1]["spare"] == mine.user_attrs["spare"] and rows[1]["rejected"] is None
+
+
+def test_only_lower_trials_under_way_in_other_runs_make_a_trial_spare(other_run):
+    owner, _ = other_run
+    problem = one_arch_problem()
+    study = new_study(problem)
+    first = propose(study, problem)  # #0, this run's
+    running_elsewhere(study, problem, owner)  # #1, recorded, another live run's
+    last = propose(study, problem)  # #2, this run's
+    trials = study.get_trials()
+    # the lowest number never gives way: #1 is after #0
+    assert not target_covered(trials, first, 1)
+    # #1 under way fills a target of 1 for #2, not a target of 2; #0 is this run's own
+    assert target_covered(trials, last, 1) and not target_covered(trials, last, 2)

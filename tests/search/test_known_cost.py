@@ -148,6 +148,31 @@ def test_exhausted_space_falls_back_with_a_warning():
         study.optimize(lambda t: (t.suggest_int("w", 1, 3), t.params["w"]), n_trials=1)
 
 
+def test_a_trial_closed_before_it_ran_is_not_a_failure_of_its_candidate():
+    """Two FAILs rule a candidate out (it would fail again); a FAIL bitnas closed before
+    training (``spare``: another run took the last place) says nothing about it."""
+    space = {"w": IntDistribution(1, 3)}
+    sampler = KnownCostSampler(cost=lambda p: p["w"], budget=2, search_space=space, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.enqueue_trial({"w": 1})
+    study.optimize(lambda t: (t.suggest_int("w", 1, 3), t.params["w"]), n_trials=1)
+
+    def ask_and_fail(**attrs):
+        t = study.ask()
+        w = t.suggest_int("w", 1, 3)
+        for k, v in attrs.items():
+            t.set_user_attr(k, v)
+        study.tell(t, state=optuna.trial.TrialState.FAIL)
+        return w
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "every feasible candidate" fallback
+        assert [ask_and_fail(spare="not trained") for _ in range(3)] == [2, 2, 2]
+        assert [ask_and_fail(), ask_and_fail()] == [2, 2]  # two real failures: ruled out
+    with pytest.warns(UserWarning, match="every feasible candidate"):
+        ask_and_fail()
+
+
 def test_refuses_an_infinite_space_and_an_empty_budget():
     with pytest.raises(ValueError, match="finite"):
         KnownCostSampler(

@@ -10,7 +10,7 @@ import pytest
 
 from bitnas.errors import StorageError
 from bitnas.search import Problem, create_or_load_study, make_sampler, open_storage
-from bitnas.search.storage import load_study
+from bitnas.search.storage import _schema_race, load_study
 from bitnas.spaces import Budget
 from tests.conftest import SpyEvaluator, small_space
 
@@ -112,6 +112,31 @@ def test_a_schema_another_process_is_creating_is_waited_for(tmp_path, monkeypatc
     with pytest.raises(StorageError, match="cannot open storage"):
         open_storage(f"sqlite:///{broken}")
     assert len(calls) == 1, "an error that is not the schema race is not retried"
+
+
+class _PgError(Exception):
+    pgcode = "42P07"  # PostgreSQL: duplicate table
+
+
+def _db_error(kind: str, sql: str, message: str, orig: type[Exception] = Exception) -> Exception:
+    import sqlalchemy.exc
+
+    return getattr(sqlalchemy.exc, kind)(sql, {}, orig(message))
+
+
+@pytest.mark.parametrize(
+    ("kind", "sql", "message", "orig", "race"),
+    [
+        ("OperationalError", "CREATE TABLE studies", "table studies already exists", Exception, True),
+        ("IntegrityError", "INSERT INTO alembic_version", "UNIQUE constraint failed: alembic_version.version_num", Exception, True),
+        ("ProgrammingError", "CREATE TABLE studies", 'relation "studies" already exists', _PgError, True),
+        ("OperationalError", "INSERT INTO alembic_version", "attempt to write a readonly database", Exception, False),
+        ("OperationalError", "INSERT INTO alembic_version", "database is locked", Exception, False),
+        ("DatabaseError", "SELECT 1", "file is not a database", Exception, False),
+    ],
+)  # fmt: skip
+def test_only_the_schema_race_is_tried_again(kind, sql, message, orig, race):
+    assert _schema_race(_db_error(kind, sql, message, orig)) is race
 
 
 CREATOR = """
