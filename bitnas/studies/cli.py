@@ -146,8 +146,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if result.added.get("exhausted"):
         print(
-            "note: the sampler kept proposing architectures this study already trained; the "
-            "target was not reached (the feasible space may be exhausted)"
+            "note: the sampler kept proposing architectures this study already trained and no "
+            "feasible architecture was left untrained to draw instead: the target was not "
+            "reached (the feasible space is exhausted, or too large to enumerate)"
         )
     print(format_front(result.study, budget=spec.budget.bitops))
     return 0
