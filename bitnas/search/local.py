@@ -23,6 +23,7 @@ from bitnas.search.trials import (
     evaluated_keys,
     in_flight_elsewhere,
     propose,
+    sampler_exhausted,
     target_covered,
     tell_duplicate,
     tell_failure,
@@ -63,7 +64,7 @@ def run_local(
     target = counts(existing)["finished"] + n_trials
     bar = Progress(n_trials, enabled=progress)
     failures = duplicates = 0
-    unseen = False
+    unseen = exhausted = False
     try:
         while True:
             # the storage, not this process, says what is done: other runs may share the study
@@ -92,7 +93,8 @@ def run_local(
                 tell_duplicate(study, p)
                 duplicates += 1
                 unseen = duplicates % FALLBACK_AFTER == 0
-                if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
+                if duplicates >= MAX_CONSECUTIVE_DUPLICATES or sampler_exhausted(study):
+                    exhausted = True
                     break
                 continue
             if target_covered(study.get_trials(deepcopy=False), p, target):
@@ -157,5 +159,5 @@ def run_local(
             if t.number not in old and t.user_attrs.get("owner") == OWNER
         ]
     )
-    added["exhausted"] = int(duplicates >= MAX_CONSECUTIVE_DUPLICATES)
+    added["exhausted"] = int(exhausted)
     return added

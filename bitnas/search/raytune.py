@@ -50,6 +50,7 @@ from bitnas.search.trials import (
     counts,
     evaluated_keys,
     propose,
+    sampler_exhausted,
     stopped_early,
     tell_duplicate,
     tell_failure,
@@ -188,7 +189,7 @@ def _searcher_class() -> type:
                     self.held.setdefault(key, []).append(p)
                 self.duplicates += 1
                 self.unseen = self.duplicates % FALLBACK_AFTER == 0
-                if self.duplicates >= MAX_CONSECUTIVE_DUPLICATES:
+                if self.duplicates >= MAX_CONSECUTIVE_DUPLICATES or sampler_exhausted(self.study):
                     self.exhausted = True
                     return None
 

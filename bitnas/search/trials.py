@@ -425,6 +425,13 @@ def _not_to_draw(trials: list[FrozenTrial], seen: Mapping[str, Any]) -> set[str]
     return keys
 
 
+def sampler_exhausted(study: optuna.Study) -> bool:
+    """True when the study's sampler knows that no feasible architecture it has not tried is
+    left (the known-cost sampler's ``exhausted``): its repeats then end the run at once
+    instead of after ``MAX_CONSECUTIVE_DUPLICATES`` of them and their unseen draws."""
+    return bool(getattr(study.sampler, "exhausted", False))
+
+
 def propose(
     study: optuna.Study,
     problem: Problem,

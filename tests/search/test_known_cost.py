@@ -273,3 +273,142 @@ def test_negative_objective_values_are_still_told_apart():
     study.optimize(lambda t: (_objective(t)[0] - 2.0, _cost(t.params)), n_trials=12)
     costs = [_cost(t.params) for t in study.trials[4:]]
     assert costs != sorted(costs)
+
+
+def test_an_exhausted_space_ends_the_run_without_an_over_budget_proposal():
+    """Asking for more trials than there are feasible architectures: every feasible one is
+    trained once, the sampler then re-proposes tried ones (answered as repeats), nothing over
+    budget is ever proposed, and the run ends "exhausted"."""
+    space = small_space(depth=(1, 1), width=(16, 32), wbits=(2, 8), abits=(1,), timesteps=(1, 4))
+    costs = sorted(bitops(a) for a in space.grid())
+    budget = Budget(bitops=costs[len(costs) // 2])
+    feasible = sum(1 for c in costs if c <= budget.bitops)
+
+    def fn(arch, *, seed, report):
+        return EvalResult(metrics={"val_accuracy": synthetic_accuracy(arch)})
+
+    problem = Problem(space=space, evaluator=CallableEvaluator(fn), budget=budget, seed=0)
+    sampler = make_sampler("known-cost", 0, problem)
+    study = optuna.create_study(directions=problem.directions, sampler=sampler)
+    with pytest.warns(UserWarning, match="every feasible candidate"):
+        added = optimize(study, problem, feasible + 5, progress=False)
+    trials = study.get_trials(deepcopy=False)
+    assert added["exhausted"] == 1
+    assert not [t for t in trials if ATTR_REJECTED in t.user_attrs]  # never over budget
+    trained = {t.user_attrs[ATTR_KEY] for t in trials if ATTR_DUPLICATE not in t.user_attrs}
+    assert len(trained) == feasible
+    assert sampler.exhausted
+
+
+def test_a_space_too_large_to_enumerate_gets_feasible_generated_candidates():
+    """A per-layer space of ~10^12 architectures: no enumeration, every proposal within the
+    budget (repaired), never a repeat, and better than random after the start-up trials."""
+    space = small_space(
+        depth=(2, 8),
+        width=(16, 32, 64, 128),
+        width_per_layer=True,
+        wbits=(1, 2, 4, 8),
+        abits=(1, 2, 4),
+        timesteps=(1, 2),
+    )
+    assert space.size() > 10**12
+    budget = Budget(bitops=300_000)
+
+    def fn(arch, *, seed, report):
+        return EvalResult(metrics={"val_accuracy": synthetic_accuracy(arch)})
+
+    cheapest = bitops(space.extremes(bitops)[0])
+
+    def front_hv(name):
+        problem = Problem(space=space, evaluator=CallableEvaluator(fn), budget=budget, seed=1)
+        study = optuna.create_study(
+            directions=problem.directions, sampler=make_sampler(name, 1, problem)
+        )
+        optimize(study, problem, 30, progress=False)
+        trials = study.get_trials(deepcopy=False)
+        done = [t.values for t in trials if t.values is not None]
+        hv = front_hypervolume(
+            [v[0] for v in done], [v[1] for v in done], budget=budget.bitops, cost_min=cheapest
+        )
+        return trials, hv
+
+    trials, kc_hv = front_hv("known-cost")
+    assert not [t for t in trials if ATTR_REJECTED in t.user_attrs]
+    keys = [t.user_attrs[ATTR_KEY] for t in trials]
+    assert len(keys) == len(set(keys)) == 30
+    _, random_hv = front_hv("random")
+    assert kc_hv > random_hv
+
+
+def test_warp_is_monotone_and_its_inverse_extends_beyond_the_observed_range():
+    from bitnas.search.known_cost import Warp
+
+    y = np.array([0.1, 0.1, 0.85, 0.9, 0.91, 0.93])  # two broken architectures
+    w = Warp(y)
+    z = w.forward(np.array([0.05, 0.1, 0.88, 0.93, 0.95]))
+    assert np.all(np.diff(z) > 0)
+    assert w.inverse(w.forward(np.array([0.9])))[0] == pytest.approx(0.9)
+    # beyond the best value seen, a higher score still means a higher accuracy
+    assert w.inverse(np.array([z[3] + 1.0]))[0] > 0.93
+    # the broken values do not stretch the top: one score step up there is a small gain
+    assert w.inverse(np.array([z[3] + 0.5]))[0] - 0.93 < 0.05
+
+
+def test_warped_ehvi_matches_monte_carlo_and_the_noise_margin_discounts_ties():
+    from bitnas.search.known_cost import Warp, expected_improvement_warped
+
+    w = Warp(np.array([0.2, 0.5, 0.6, 0.7, 0.8]))
+    edges, best = front_segments([0.2, 0.6], [0.6, 0.8], reference=0.0)
+    mu, sd, x = np.array([0.3]), np.array([0.7]), np.array([0.1])
+    draws = w.inverse(np.random.default_rng(0).normal(mu[0], sd[0], 400_000))
+    width = np.clip(edges[1:] - np.maximum(edges[:-1], x[0]), 0, None)
+    mc = sum(wk * np.maximum(draws - bk, 0).mean() for wk, bk in zip(width, best, strict=True))
+    got = expected_improvement_warped(x, mu, sd, w, edges, best)
+    assert got[0] == pytest.approx(mc, rel=0.02)
+    margin = expected_improvement_warped(x, mu, sd, w, edges, best, margin=0.05)
+    assert 0 < margin[0] < got[0]
+
+
+def test_model_intervals_cover_held_out_values():
+    """On a noisy synthetic space the fitted model's 2-sigma intervals hold most untried
+    truths (the benchmark measures this on real tables)."""
+    rng = np.random.default_rng(0)
+    noise = {}
+
+    def acc(p):
+        k = (p["width"], p["bits"], p["act"])
+        noise.setdefault(k, rng.normal(0, 0.01))
+        return _acc(p) + noise[k]
+
+    sampler = KnownCostSampler(cost=_cost, budget=512, search_space=SPACE, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    seen = []
+    for _ in range(25):
+        t = study.ask()
+        p = {
+            "width": t.suggest_int("width", 8, 64, step=8),
+            "bits": t.suggest_categorical("bits", [1, 2, 4, 8]),
+            "act": t.suggest_categorical("act", ["relu", "spike"]),
+        }
+        seen.append(p)
+        study.tell(t, [acc(p), _cost(p)])
+    rest = [
+        dict(width=w, bits=b, act=a)
+        for w, b, a in itertools.product(range(8, 65, 8), [1, 2, 4, 8], ["relu", "spike"])
+        if dict(width=w, bits=b, act=a) not in seen and _cost(dict(width=w, bits=b, act=a)) <= 512
+    ]
+    _, lo, hi = sampler.predict(rest)
+    truth = np.array([acc(p) for p in rest])
+    assert np.mean((truth >= lo) & (truth <= hi)) >= 0.7
+
+
+def test_budget_repair_lowers_choices_until_the_candidate_fits():
+    from bitnas.search.known_cost import ProductSpace
+
+    space = ProductSpace(SPACE, _cost)
+    rng = np.random.default_rng(0)
+    done = space.complete({"width": 64, "bits": 8, "act": "spike"}, rng)  # cost 1024
+    fixed = space.repair(done, 100, rng)
+    assert fixed is not None and _cost(fixed[0]) <= 100
+    assert fixed[0]["act"] == "spike"  # only numeric choices are lowered
+    assert space.repair(done, 1, rng) is None  # nothing fits: given up, not over budget
