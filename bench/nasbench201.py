@@ -49,7 +49,7 @@ import numpy as np
 import optuna
 
 from bitnas.search.known_cost import KnownCostSampler
-from bitnas.search.pareto import front_hypervolume, hypervolume, pareto_mask
+from bitnas.search.pareto import front_hypervolume, hypervolume
 
 #: analog-nasbench's operation codes 0..4 (identified from its table: all-``none`` cells are
 #: at 10%, all-3x3 convolutions at 93.2%, all-1x1 at 89.5%, all-pooling at 50.3%).
@@ -89,6 +89,18 @@ def load_table() -> dict[tuple[int, ...], float]:
     return {tuple(int(o) for o in k): float(v.baseline_accuracy) / 100.0 for k, v in data.items()}
 
 
+def _front_2d(acc: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Indices of the (accuracy max, cost min) front, by one sort (``pareto_mask`` compares
+    every pair: seconds on 8,000 cells)."""
+    order = np.lexsort((-acc, cost))
+    best, out = -np.inf, []
+    for i in order:
+        if acc[i] > best:
+            best = acc[i]
+            out.append(i)
+    return np.array(out, dtype=int)
+
+
 def cell_params(ops: tuple[str, ...]) -> int:
     """Weights of the NAS-Bench-201 network with this cell (the module docstring)."""
     fixed = 3 * 16 * 9 + 2 * 16  # stem conv + BN
@@ -112,13 +124,13 @@ class Benchmark:
         self.feasible = feas
         a = np.array([self.acc[k] for k in feas])
         c = np.array([self.cost[k] for k in feas], dtype=float)
-        front = pareto_mask(np.stack([a, c], 1), ["maximize", "minimize"])
+        front = _front_2d(a, c)
         fa = a[front]
         self.ref_acc = float(fa.min() - 0.1 * np.ptp(fa))
         self.cost_min = float(min(self.cost.values()))
         self.true_hv = self.hv(list(a), list(c))
         self.true_hv_log = front_hypervolume(a, c, budget=self.budget, cost_min=self.cost_min)
-        self.front_points = int(front.sum())
+        self.front_points = len(front)
 
     def hv(self, acc: list[float], cost: list[float]) -> float:
         pts = [(x, y / self.budget) for x, y in zip(acc, cost, strict=True) if y <= self.budget]
