@@ -36,7 +36,7 @@ CACHE_MAX = 200_000
 @dataclass(frozen=True)
 class _Entry:
     params: dict[str, Any]
-    options: dict[str, tuple[Any, ...]]
+    options: dict[str, tuple[Any, ...]] | None  # None: not derived yet (``Pool._options``)
     cost: float
     features: np.ndarray
 
@@ -130,11 +130,12 @@ class Pool:
             except ValueError:
                 params = None
         e = None
-        if isinstance(params, dict):
+        if key in self._listed_params:  # listed candidates are members as they are; their
+            # options are derived only if they become parents (``_options``)
+            p = dict(self._listed_params[key])
+            e = _Entry(p, None, self.space.cost(p), self.space.features(p))
+        elif isinstance(params, dict):
             done, options = self.space.complete(params, self.rng)
-            if key in self._listed_params:  # listed candidates are members as they are
-                done = dict(params)
-                options = {n: o for n, o in options.items() if n in done}
             if key_of(done) == key:  # a valid member of the space
                 e = _Entry(done, options, self.space.cost(done), self.space.features(done))
         self._store(key, e)
@@ -147,6 +148,12 @@ class Pool:
         self._cache[key] = e
         if e is not None:
             self._register(key, e)
+
+    def _options(self, e: _Entry) -> dict[str, tuple[Any, ...]]:
+        if e.options is not None:
+            return e.options
+        _, options = self.space.complete(e.params, self.rng)
+        return {n: o for n, o in options.items() if n in e.params}
 
     def known(self, key: str) -> bool:
         return self._entry(key) is not None
@@ -243,8 +250,11 @@ class Pool:
             listed = self._listed_params
             for p in parents:
                 e = self._entry(p)
-                for _ in range(LISTED_MOVES if e is not None else 0):
-                    m = self.space.mutate(e.params, e.options, self.rng)  # type: ignore[union-attr]
+                if e is None:
+                    continue
+                opts = self._options(e)
+                for _ in range(LISTED_MOVES):
+                    m = self.space.mutate(e.params, opts, self.rng)
                     k = key_of(m[0]) if m is not None else None
                     if k in listed and k not in taken and _agrees(listed[k], fixed):
                         out[k] = None
@@ -252,8 +262,9 @@ class Pool:
         out = {}
         entries = [e for e in (self._entry(p) for p in parents) if e is not None]
         for e in entries:
+            opts = self._options(e)
             for _ in range(MOVES):
-                self._add(out, self.space.mutate(e.params, e.options, self.rng), taken, fixed)
+                self._add(out, self.space.mutate(e.params, opts, self.rng), taken, fixed)
         for _ in range(CROSSOVERS if len(entries) > 1 else 0):
             i, j = self.rng.choice(len(entries), 2, replace=False)
             self._add(

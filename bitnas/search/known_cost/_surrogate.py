@@ -135,17 +135,18 @@ class Surrogate:
         return out
 
     # -- prediction ------------------------------------------------------------------------
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation of the warped objective (normal scores) at ``X``; the
-        deviation includes the observation noise, so intervals are for what a trial would
-        report."""
+    def predict(self, X: np.ndarray, noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of the warped objective (normal scores) at ``X``. With
+        ``noise`` the deviation includes the observation noise (intervals for what a trial
+        would report); without it, only the model's uncertainty about the function, which is
+        what a proposal can learn about."""
         from scipy.linalg import solve_triangular
 
         X = np.asarray(X, dtype=float)
         Ks = self._kernel(np.asarray(X, dtype=float), self._X)
         mu = Ks @ self._alpha
         v = solve_triangular(self._chol[0], Ks.T, lower=True, check_finite=False)
-        var = np.clip(self.scale - (v * v).sum(0), 0.0, None) + self.noise
+        var = np.clip(self.scale - (v * v).sum(0), 0.0, None) + (self.noise if noise else 0.0)
         return mu * self._z_sd + self._z_mean, np.sqrt(var) * self._z_sd
 
     def interval(self, X: np.ndarray, k: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
