@@ -30,7 +30,7 @@ from bitnas.search import (
     trials_table,
 )
 from bitnas.search.problem import Problem
-from bitnas.search.storage import exclusive_writer, study_names
+from bitnas.search.storage import exclusive_writer
 from bitnas.search.warm_start import WarmStart, enqueue_front
 from bitnas.studies.loader import load_spec
 from bitnas.studies.spec import StudySpec
@@ -151,19 +151,14 @@ def _run(
     artifacts = store_for(st.storage, st.artifacts)
     problem = dataclasses.replace(problem, artifacts=artifacts)
     # Seed the sampler from the study seed *and* the trials already stored, so a resumed run
-    # continues the sequence instead of replaying its first proposals.
-    existing = (
-        len(load_study(store, st.name).get_trials(deepcopy=False))
-        if st.name in study_names(store)
-        else 0
-    )
+    # continues the sequence instead of replaying its first proposals. The study is opened
+    # once (a placeholder sampler until its trials are counted): a database study's first
+    # read loads every trial.
     study = create_or_load_study(
-        store,
-        st.name,
-        problem,
-        make_sampler(st.sampler, st.seed + 7919 * existing, problem),
-        st.storage,
+        store, st.name, problem, optuna.samplers.RandomSampler(), st.storage
     )
+    existing = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(st.sampler, st.seed + 7919 * existing, problem)
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is not None:
         diffs = spec.measurement_differences(stored)
