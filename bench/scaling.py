@@ -3,20 +3,27 @@
     python bench/scaling.py [--trials 10000] [--storages sqlite journal] [--sampler random]
                             [--window 100] [--dir DIR]
 
-One run of the local backend per storage, to ``--trials`` finished trials of a synthetic lookup
-evaluator (no training: an accuracy derived from the architecture's key, microseconds), over a
-per-layer MLP space of about 10^11 architectures, so every trial is a new architecture and
-none is rejected (no budget). The time between two evaluations is then the engine's own cost
-of a trial: asking the sampler, recording the architecture, the runner's checks against the
-study (target, twins, trials of other runs), telling the result. The ms per trial reported at
-N is the mean over the ``--window`` trials that end at N; the ratio is against the window at
-100 of the same run. RSS is this process's resident memory when the N-th trial is evaluated;
-peak RSS is the run's maximum. After the run, ``bitnas pareto``, ``bitnas export`` and
-``bitnas report`` are timed on the finished study (separate processes, wall time).
+A synthetic lookup evaluator (no training: an accuracy derived from the architecture's key,
+microseconds) over a per-layer MLP space of about 10^11 architectures, so every trial is a
+new architecture and none is rejected (no budget). The time between two evaluations of one
+run is the engine's own cost of a trial: asking the sampler, recording the architecture, the
+runner's checks against the study (target, twins, trials of other runs), telling the result.
 
-The random sampler keeps the sampler's own cost out of the measurement (TPE and NSGA-II read
-the study's trials on each ask, which grows with the study by design); ``--sampler`` picks
-another. ``--dir`` keeps the studies (default: a temporary folder, removed at the end).
+For each mark N (100, 1,000, 10,000 up to ``--trials``) the study is first filled to
+N - ``--window`` trials, then one `run` (the local backend) adds ``--window`` trials and their
+mean time is the ms per trial at N; the ratio is against the mark 100 of the same study.
+The filling copies the engine's own first trials (every attribute a trial records) with fresh
+architectures, one storage write per trial (``add_trials``), so that 10,000 trials take
+minutes, not hours, on a shared machine. RSS is this process's resident memory at the end of
+each window; peak RSS is the process's maximum (the storage's own cache of trials included:
+Optuna's RDB cache and the journal's replay hold every trial). After the last mark,
+``bitnas pareto``, ``bitnas export`` and ``bitnas report`` are timed on the study (separate
+processes, wall time).
+
+The random sampler keeps the sampler's own cost out (TPE and NSGA-II read the study's trials
+on each ask, which grows with the study by design); ``--sampler`` picks another. ``--dir``
+keeps the studies (default: a temporary folder, removed at the end); give a tmpfs folder
+(/dev/shm) to keep the disk's fsync per write (the journal's) out of the engine's time.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -32,11 +40,14 @@ import time
 from pathlib import Path
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from bitnas.evaluators import CallableEvaluator, EvalResult
 from bitnas.search import Problem, make_sampler, open_storage, optimize
 from bitnas.search.storage import create_or_load_study
 from bitnas.spaces import MLPSpace
+from bitnas.spaces.architecture import Architecture
+from bitnas.spaces.cost import bitops
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -47,18 +58,20 @@ def rss_mb() -> float:
 
 
 class Clock:
-    """The evaluator: a lookup (a hash of the architecture's key) that also notes the time
-    and resident memory of each call."""
+    """The evaluator: a lookup (a hash of the architecture's key) that notes the time of
+    each call."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
-        self.rss: list[float] = []
 
     def __call__(self, arch, *, seed, report):  # type: ignore[no-untyped-def]
         self.times.append(time.perf_counter())
-        self.rss.append(rss_mb())
+        return EvalResult(metrics={"val_accuracy": self.accuracy(arch)}, epochs=1)
+
+    @staticmethod
+    def accuracy(arch: Architecture) -> float:
         h = int(hashlib.sha1(arch.key().encode()).hexdigest()[:8], 16)
-        return EvalResult(metrics={"val_accuracy": 0.5 + (h % 5000) / 10000}, epochs=1)
+        return 0.5 + (h % 5000) / 10000
 
 
 def space() -> MLPSpace:
@@ -78,35 +91,70 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def fill(study: optuna.Study, problem: Problem, upto: int, templates: list[FrozenTrial]) -> None:
+    """Add copies of ``templates`` with fresh architectures until the study holds ``upto``."""
+    n = len(study.get_trials(deepcopy=False))
+    rng = random.Random(n)
+    dists = {k: d for t in templates for k, d in t.distributions.items()}
+    batch = []
+    for i in range(n, upto):
+        t = templates[i % len(templates)]
+        params, arch = problem.space.sample_uniform_with_params(rng)
+        if not set(params) <= set(dists):
+            continue  # a parameter none of the engine's trials had: draw again next time
+        attrs = {**t.user_attrs, "architecture": arch.to_json(), "arch_key": arch.key(),
+                 "summary": arch.summary()}  # fmt: skip
+        batch.append(
+            optuna.trial.create_trial(
+                params=params,
+                distributions={k: dists[k] for k in params},
+                values=[Clock.accuracy(arch), bitops(arch)],
+                user_attrs=attrs,
+                system_attrs=t.system_attrs,
+            )
+        )
+    study.add_trials(batch)
+    if len(study.get_trials(deepcopy=False)) < upto:
+        fill(study, problem, upto, templates)
+
+
 def bench(url: str, name: str, args: argparse.Namespace, out: Path) -> None:
     clock = Clock()
     problem = Problem(space=space(), evaluator=CallableEvaluator(clock))
     study = create_or_load_study(
         open_storage(url), name, problem, make_sampler(args.sampler, 0, problem), url
     )
+    per: dict[int, float] = {}
+    rss: dict[int, float] = {}
+    templates: list[FrozenTrial] = []
     t0 = time.perf_counter()
-    added = optimize(study, problem, args.trials, progress=False)
-    wall = time.perf_counter() - t0
-    assert added["finished"] == args.trials, added
-    gaps = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
-    w = args.window
-    per = {}
     for m in marks(args.trials):
-        window = gaps[max(0, m - 1 - w) : m - 1]
-        per[m] = 1000 * sum(window) / len(window)
+        if templates:
+            fill(study, problem, m - args.window, templates)
+        start = len(clock.times)
+        added = optimize(study, problem, args.window, progress=False)
+        assert added["finished"] == args.window, added
+        times = clock.times[start:]
+        per[m] = 1000 * (times[-1] - times[0]) / (len(times) - 1)
+        rss[m] = rss_mb()
+        if not templates:
+            templates = study.get_trials(states=(TrialState.COMPLETE,))
+    wall = time.perf_counter() - t0
+    n = len(study.get_trials(deepcopy=False))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     base = per[min(per)]
-    print(f"\n{name} ({url.split(':')[0]}, sampler {args.sampler}): {args.trials} trials in "
+    print(f"\n{name} ({url.split(':')[0]}, sampler {args.sampler}): {n} trials in "
           f"{wall:.1f} s; peak RSS {peak:.0f} MB")  # fmt: skip
     print(f"{'trials':>8s} {'ms/trial':>9s} {'x at 100':>9s} {'RSS MB':>7s}")
     for m, v in per.items():
-        print(f"{m:8d} {v:9.2f} {v / base:9.2f} {clock.rss[m - 1]:7.0f}")
-    cli = [sys.executable, "-m", "bitnas.studies.cli"]
-    t_pareto = timed([*cli, "pareto", name, "--storage", url])
-    t_export = timed([*cli, "export", name, "--storage", url, "--parquet", str(out / f"{name}.parquet")])
-    t_report = timed([*cli, "report", name, "--storage", url, "--out", str(out / f"{name}-report")])
-    print(f"bitnas pareto {t_pareto:.1f} s, export {t_export:.1f} s, report {t_report:.1f} s")
+        print(f"{m:8d} {v:9.2f} {v / base:9.2f} {rss[m]:7.0f}")
     sys.stdout.flush()
+    cli = [sys.executable, "-m", "bitnas.studies.cli"]
+    where = [name, "--storage", url]
+    for what, extra in (("pareto", []), ("export", ["--parquet", str(out / f"{name}.parquet")]),
+                        ("report", ["--out", str(out / f"{name}-report")])):  # fmt: skip
+        if what in args.cli:
+            print(f"bitnas {what}: {timed([*cli, what, *where, *extra]):.1f} s", flush=True)
 
 
 def main() -> None:
@@ -115,6 +163,8 @@ def main() -> None:
     ap.add_argument("--storages", nargs="+", default=["sqlite", "journal"])
     ap.add_argument("--sampler", default="random")
     ap.add_argument("--window", type=int, default=100)
+    ap.add_argument("--cli", nargs="*", default=["pareto", "export", "report"],
+                    help="commands to time on each finished study")  # fmt: skip
     ap.add_argument("--dir", help="keep the studies here (default: a temporary folder)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

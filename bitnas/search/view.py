@@ -78,7 +78,8 @@ class _NotToDraw:
 
     def __init__(self, view: StudyView) -> None:
         self._view = view
-        self._running = {str(t.user_attrs[ATTR_KEY]) for t in view.running if ATTR_KEY in t.user_attrs}
+        running = view.running
+        self._running = {str(t.user_attrs[ATTR_KEY]) for t in running if ATTR_KEY in t.user_attrs}
 
     def __contains__(self, key: object) -> bool:
         v = self._view
