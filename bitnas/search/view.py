@@ -164,9 +164,7 @@ class StudyView:
 
     def _mine(self, t: FrozenTrial) -> bool:
         return (
-            self.start is not None
-            and t.number >= self.start
-            and t.user_attrs.get("owner") == OWNER
+            self.start is not None and t.number >= self.start and t.user_attrs.get("owner") == OWNER
         )
 
     def _settle(self, t: FrozenTrial) -> None:
@@ -196,5 +194,3 @@ class StudyView:
             self.early.setdefault(key, t._trial_id)
         elif failed_for_itself(t):
             self.failed.add(key)
-
-
