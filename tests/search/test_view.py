@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import optuna
+import pytest
 from optuna.trial import TrialState
 
 from bitnas.evaluators import CallableEvaluator, EvalResult
-from bitnas.search import Problem, counts, optimize
+from bitnas.search import Problem, counts, open_storage, optimize
 from bitnas.search.trials import OWNER, evaluated_keys, failed_for_itself
 from bitnas.search.view import StudyView
 from bitnas.spaces import Budget, bitops
@@ -33,12 +35,21 @@ def same_as_scan(view: StudyView, stopped: bool = False) -> None:
     ]
 
 
-def test_totals_follow_the_study_through_every_outcome():
+@pytest.mark.parametrize("kind", ["memory", "journal", "sqlite"])  # each is read its own way
+def test_totals_follow_the_study_through_every_outcome(kind, tmp_path):
     space = small_space()
     costs = sorted(bitops(a) for a in space.grid())
     budget = costs[len(costs) // 2]
     problem = Problem(space=space, evaluator=CallableEvaluator(flaky), budget=Budget(budget))
-    study = new_study(problem)
+    if kind == "memory":
+        study = new_study(problem)
+    else:
+        url = f"{kind}:///{tmp_path}/s.{kind}"
+        study = optuna.create_study(
+            storage=open_storage(url),
+            directions=problem.directions,
+            sampler=optuna.samplers.RandomSampler(seed=0),
+        )
     view = StudyView(study)
     same_as_scan(view)
     for _ in range(4):  # rejections, failures, pruned, duplicates of the small space
