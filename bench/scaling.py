@@ -11,7 +11,9 @@ runner's checks against the study (target, twins, trials of other runs), telling
 
 For each mark N (100, 1,000, 10,000 up to ``--trials``) the study is first filled to
 N - ``--window`` trials, then one `run` (the local backend) adds ``--window`` trials and their
-mean time is the ms per trial at N; the ratio is against the mark 100 of the same study.
+mean time is the ms per trial at N; the ratio is against the mark 100 of the same study,
+and a window on a new study right after the last mark ("100 again") shows how much the
+machine's load drifted meanwhile.
 The filling copies the engine's own first trials (every attribute a trial records) with fresh
 architectures, one storage write per trial (``add_trials``), so that 10,000 trials take
 minutes, not hours, on a shared machine. RSS is this process's resident memory at the end of
@@ -141,6 +143,15 @@ def bench(url: str, name: str, args: argparse.Namespace, out: Path) -> None:
             templates = study.get_trials(states=(TrialState.COMPLETE,))
     wall = time.perf_counter() - t0
     n = len(study.get_trials(deepcopy=False))
+    # the machine's load drifts over a run: the 100-trial window once more, on a new study
+    # right after the last mark, says how much of a ratio is drift
+    again = create_or_load_study(
+        study._storage, f"{name}-again", problem, make_sampler(args.sampler, 1, problem), url
+    )
+    start = len(clock.times)
+    optimize(again, problem, args.window, progress=False)
+    times = clock.times[start:]
+    again_ms = 1000 * (times[-1] - times[0]) / (len(times) - 1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     base = per[min(per)]
     print(f"\n{name} ({url.split(':')[0]}, sampler {args.sampler}): {n} trials in "
@@ -148,6 +159,7 @@ def bench(url: str, name: str, args: argparse.Namespace, out: Path) -> None:
     print(f"{'trials':>8s} {'ms/trial':>9s} {'x at 100':>9s} {'RSS MB':>7s}")
     for m, v in per.items():
         print(f"{m:8d} {v:9.2f} {v / base:9.2f} {rss[m]:7.0f}")
+    print(f"{'100 again':>8s} {again_ms:9.2f} {again_ms / base:9.2f}  (new study, after the rest)")
     sys.stdout.flush()
     cli = [sys.executable, "-m", "bitnas.studies.cli"]
     where = [name, "--storage", url]
