@@ -12,15 +12,12 @@ from optuna.trial import TrialState
 from bitnas.errors import EvaluationError, SpecError
 from bitnas.search.problem import Problem
 from bitnas.search.progress import Progress
-from bitnas.search.stopping import Reference, references
+from bitnas.search.stopping import Reference
 from bitnas.search.trials import (
     ATTR_STOPPED,
     FALLBACK_AFTER,
-    OWNER,
     Proposal,
     close_abandoned,
-    counts,
-    evaluated_keys,
     in_flight_elsewhere,
     propose,
     sampler_exhausted,
@@ -31,6 +28,7 @@ from bitnas.search.trials import (
     tell_spare,
     wait_for_twin,
 )
+from bitnas.search.view import StudyView
 
 __all__ = ["MAX_CONSECUTIVE_DUPLICATES", "MAX_CONSECUTIVE_FAILURES", "run_local"]
 
@@ -59,31 +57,41 @@ def run_local(
     stop the run. Ctrl-C closes the running trial as FAIL ("interrupted") before propagating,
     so nothing stays RUNNING.
     """
-    existing = study.get_trials(deepcopy=False)
-    old = {t.number for t in existing}
-    target = counts(existing)["finished"] + n_trials
+    # the storage, not this process, says what is done: other runs may share the study. The
+    # view keeps its totals current by reading only what changed (a trial's cost must not
+    # grow with the study)
+    view = StudyView(study, problem.stopper.active)
+    target = view.finished + n_trials
     bar = Progress(n_trials, enabled=progress)
     failures = duplicates = 0
     unseen = exhausted = False
     try:
         while True:
-            # the storage, not this process, says what is done: other runs may share the study
-            trials = study.get_trials(deepcopy=False)
-            finished = counts(trials)["finished"]
+            view.refresh()
+            finished = view.finished
             if finished >= target:
                 break
-            if finished + in_flight_elsewhere(trials) >= target:
+            if finished + in_flight_elsewhere(view.running) >= target:
                 time.sleep(POLL_S)  # other runs' trials may reach the target, or fail
                 close_abandoned(study)
                 continue
             # a sampler that keeps proposing architectures the study has (a converged NSGA-II,
             # a sampler blind to PRUNED stops): every FALLBACK_AFTER-th repeat in a row, an
             # unseen one
-            p = propose(study, problem, evaluated_keys(trials, problem.stopper.active), unseen)
+            p = propose(
+                study,
+                problem,
+                view.trained,
+                unseen,
+                n_trials=view.n_trials,
+                avoid=view.not_to_draw() if unseen else None,
+            )
             unseen = False
             if p.duplicate_of is None:  # another run may have trained it meanwhile, or be at it
                 try:
-                    twin = wait_for_twin(study, p, POLL_S, problem.stopper.active)
+                    twin = wait_for_twin(
+                        study, p, POLL_S, problem.stopper.active, look=view.twin_trials
+                    )
                 except KeyboardInterrupt as e:
                     tell_failure(study, p, e)
                     raise
@@ -97,18 +105,15 @@ def run_local(
                     exhausted = True
                     break
                 continue
-            if target_covered(study.get_trials(deepcopy=False), p, target):
+            view.refresh()
+            if target_covered(view.running, p, target, view.finished):
                 tell_spare(study, p)  # another run's trial, asked first, takes the last place
                 continue
             duplicates = 0
             curve: list[float] = []
             stopped: list[str] = []
             # the study's completed trials as this trial starts: what the stopper compares with
-            refs = (
-                references(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-                if problem.stopper.active
-                else []
-            )
+            refs = view.references() if problem.stopper.active else []
 
             def report(
                 step: int,
@@ -152,12 +157,7 @@ def run_local(
     finally:
         bar.close()
     # what this run added: its own new trials, not those of other runs sharing the study
-    added: dict[str, int] = counts(
-        [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.number not in old and t.user_attrs.get("owner") == OWNER
-        ]
-    )
+    view.refresh()
+    added = view.added()
     added["exhausted"] = int(exhausted)
     return added

@@ -42,13 +42,11 @@ from bitnas.evaluators._base import EvalResult, Evaluator
 from bitnas.search.local import MAX_CONSECUTIVE_DUPLICATES, MAX_CONSECUTIVE_FAILURES
 from bitnas.search.problem import Problem
 from bitnas.search.progress import Progress
-from bitnas.search.stopping import Reference, references
+from bitnas.search.stopping import Reference
 from bitnas.search.trials import (
     ATTR_STOPPED,
     FALLBACK_AFTER,
     Proposal,
-    counts,
-    evaluated_keys,
     propose,
     sampler_exhausted,
     stopped_early,
@@ -56,6 +54,7 @@ from bitnas.search.trials import (
     tell_failure,
     tell_result,
 )
+from bitnas.search.view import StudyView
 from bitnas.spaces.architecture import Architecture
 
 __all__ = ["RaySettings", "run_ray"]
@@ -152,7 +151,8 @@ def _searcher_class() -> type:
             self.held: dict[str, list[Proposal]] = {}
             self.requeued: list[Proposal] = []
             self.errored: dict[str, Proposal] = {}
-            self.seen = evaluated_keys(study.get_trials(deepcopy=False), problem.stopper.active)
+            # the study's totals, kept current by reading only what changed (see view.py)
+            self.view = StudyView(study, problem.stopper.active)
             self.done = self.failures = self.duplicates = 0
             self.unseen = False
             self.exhausted = False
@@ -164,8 +164,8 @@ def _searcher_class() -> type:
 
         def _refresh_references(self) -> None:
             if self.problem.stopper.active:
-                done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                self.references = references(done)
+                self.view.refresh()
+                self.references = self.view.references()
 
         def busy(self) -> bool:
             return bool(self.pending or self.held or self.requeued or self.errored)
@@ -177,7 +177,15 @@ def _searcher_class() -> type:
             while True:
                 # a sampler that keeps proposing architectures the study has: every
                 # FALLBACK_AFTER-th repeat in a row, an unseen one (see trials.py)
-                p = propose(self.study, self.problem, self.seen, self.unseen)
+                self.view.refresh()
+                p = propose(
+                    self.study,
+                    self.problem,
+                    self.view.trained,
+                    self.unseen,
+                    n_trials=self.view.n_trials,
+                    avoid=self.view.not_to_draw() if self.unseen else None,
+                )
                 self.unseen = False
                 key = p.arch.key()
                 if p.duplicate_of is None and key not in in_flight:
@@ -292,7 +300,6 @@ def _searcher_class() -> type:
                 self._refresh_references()
             twins = self.held.pop(p.arch.key(), [])
             if ft.state == TrialState.COMPLETE:
-                self.seen.setdefault(p.arch.key(), ft)
                 for twin in twins:
                     tell_duplicate(self.study, Proposal(twin.trial, twin.arch, twin.cost, ft))
             elif ft.state == TrialState.FAIL:  # the same architecture would fail again
@@ -300,7 +307,6 @@ def _searcher_class() -> type:
                 for twin in twins:
                     tell_failure(self.study, twin, why)
             elif self.problem.stopper.active and stopped_early(ft):  # the twins would be too
-                self.seen.setdefault(p.arch.key(), ft)
                 for twin in twins:
                     tell_duplicate(self.study, Proposal(twin.trial, twin.arch, twin.cost, ft))
             else:
@@ -481,10 +487,10 @@ def run_ray(
     import ray
     from ray import tune
 
-    before = counts(study.get_trials(deepcopy=False))
     limit = _concurrency(settings, ray.cluster_resources())  # type: ignore[no-untyped-call]
     bar = Progress(n_trials, enabled=progress)
     searcher = _searcher_class()(study, problem, n_trials, limit, bar)
+    before = searcher.view.counts()
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     evaluator = _for_workers(problem.evaluator, settings)
     trainable = tune.with_resources(
@@ -521,7 +527,8 @@ def run_ray(
             bar.close()
     if searcher.fatal:
         raise EvaluationError(searcher.fatal)
-    after = counts(study.get_trials(deepcopy=False))
+    searcher.view.refresh()
+    after = searcher.view.counts()
     added = {k: after[k] - before.get(k, 0) for k in after}
     added["exhausted"] = int(searcher.exhausted)
     return added

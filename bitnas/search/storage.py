@@ -21,12 +21,31 @@ __all__ = [
     "exclusive_writer",
     "load_study",
     "open_storage",
+    "redact",
     "study_names",
 ]
 
 
 #: URL schemes that name a file, and what a user passes for each.
 FILE_SCHEMES = {"sqlite": "sqlite:///runs/study.db", "journal": "journal:///runs/study.log"}
+
+
+def redact(url: str, text: str | None = None) -> str:
+    """``url`` with its password (``postgresql://user:secret@host/db``) shown as ``***``,
+    for every message, print and stored record that names a storage; with ``text``, that
+    text with the password replaced wherever it occurs (a driver's error may quote it)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not an RDB URL (journal, garbage): nothing that parses as a password
+        return url if text is None else text
+    secret = parsed.password
+    if not secret:
+        return url if text is None else text
+    if text is None:
+        return parsed.render_as_string(hide_password=True)
+    return text.replace(url, redact(url)).replace(str(secret), "***")
 
 
 def _file_path(url: str, scheme: str) -> Path | None:
@@ -83,7 +102,9 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             if _schema_race(e) and tries < SCHEMA_RACE_TRIES:
                 time.sleep(0.1 * tries)
                 continue
-            raise StorageError(f"cannot open storage {url}: {type(e).__name__}: {e}") from None
+            raise StorageError(
+                f"cannot open storage {redact(url)}: {type(e).__name__}: {redact(url, str(e))}"
+            ) from None
 
 
 #: How often opening a new database is tried when another process is creating its schema.
@@ -203,7 +224,8 @@ def load_study(storage: optuna.storages.BaseStorage, name: str, url: str = "") -
     """Load an existing study; a missing name lists the ones the storage holds."""
     names = study_names(storage)
     if name not in names:
-        raise StorageError(f"study {name!r} is not in storage {url or storage}; it holds {names}")
+        where = redact(url) if url else storage
+        raise StorageError(f"study {name!r} is not in storage {where}; it holds {names}")
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -222,7 +244,8 @@ def create_or_load_study(
         names = study.metric_names
         if have != want or (names is not None and list(names) != problem.metric_names):
             raise StorageError(
-                f"study {name!r} in {url or 'the storage'} has objectives {names} {have}, but "
+                f"study {name!r} in {redact(url) or 'the storage'} has objectives {names} "
+                f"{have}, but "
                 f"this study file asks for {problem.metric_names} {want}; use another study "
                 "name or storage (the existing study is left untouched)"
             )

@@ -35,7 +35,7 @@ import random
 import socket
 import time
 import traceback
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,23 +106,29 @@ COUNT_KEYS = (
 )  # fmt: skip
 
 
+def outcome(t: FrozenTrial) -> str:
+    """The ``counts`` key of one trial (``finished`` aside: complete and pruned are)."""
+    if t.state in (TrialState.RUNNING, TrialState.WAITING):
+        return "running"
+    if is_rejected(t):
+        return "rejected"
+    if ATTR_DUPLICATE in t.user_attrs:
+        return "duplicate"
+    if ATTR_SPARE in t.user_attrs:
+        return "spare"
+    if t.state == TrialState.FAIL:
+        return "failed"
+    return "complete" if t.state == TrialState.COMPLETE else "pruned"
+
+
 def counts(trials: list[FrozenTrial]) -> dict[str, int]:
     """Trials by outcome; ``finished`` (complete + pruned) is what counts toward a target."""
     c = dict.fromkeys(COUNT_KEYS, 0)
     for t in trials:
-        if t.state in (TrialState.RUNNING, TrialState.WAITING):
-            c["running"] += 1
-        elif is_rejected(t):
-            c["rejected"] += 1
-        elif ATTR_DUPLICATE in t.user_attrs:
-            c["duplicate"] += 1
-        elif ATTR_SPARE in t.user_attrs:
-            c["spare"] += 1
-        elif t.state == TrialState.FAIL:
-            c["failed"] += 1
-        else:
+        what = outcome(t)
+        c[what] += 1
+        if what in ("complete", "pruned"):
             c["finished"] += 1
-            c["complete" if t.state == TrialState.COMPLETE else "pruned"] += 1
     return c
 
 
@@ -278,15 +284,19 @@ def _ahead(t: FrozenTrial) -> bool:
     return t.user_attrs.get("feasible") is not False and _live_elsewhere(t)
 
 
-def target_covered(trials: list[FrozenTrial], p: Proposal, target: int) -> bool:
+def target_covered(
+    trials: list[FrozenTrial], p: Proposal, target: int, finished: int | None = None
+) -> bool:
     """Whether the study's finished trials and the lower-numbered trials other runs of this
     host have under way already make ``target``: then ``p`` is spare. Two runs that both saw
     the target one short before either asked a trial would otherwise both train one; with
     this rule the higher number gives way and the lowest never does, so runs on one host
-    together stop at the target."""
+    together stop at the target. ``finished``: the study's finished trials where the caller
+    keeps count (``StudyView``); ``trials`` then need hold only the unfinished ones."""
     mine = p.trial.number
     ahead = sum(1 for t in trials if t.number < mine and _ahead(t))
-    return counts(trials)["finished"] + ahead >= target
+    done = counts(trials)["finished"] if finished is None else finished
+    return done + ahead >= target
 
 
 def tell_spare(study: optuna.Study, p: Proposal) -> FrozenTrial:
@@ -310,7 +320,11 @@ def _recording(trials: list[FrozenTrial], p: Proposal) -> bool:
 
 
 def wait_for_twin(
-    study: optuna.Study, p: Proposal, poll: float = 0.5, stopped: bool = False
+    study: optuna.Study,
+    p: Proposal,
+    poll: float = 0.5,
+    stopped: bool = False,
+    look: Callable[[str], list[FrozenTrial]] | None = None,
 ) -> FrozenTrial | None:
     """Across processes: the COMPLETE trial that already trained ``p``'s architecture (reuse
     it), or None (train it here); with ``stopped`` (the study has an early stopper), also a
@@ -320,9 +334,13 @@ def wait_for_twin(
     for the record (milliseconds): it may be the same one.
 
     Runs on other hosts are not waited for (their liveness cannot be checked, and waiting on
-    a dead one would hang): an architecture both train at once is trained twice."""
+    a dead one would hang): an architecture both train at once is trained twice.
+
+    ``look(key)``, where given, returns the trials to judge by, fresh on each call: the one
+    that trained the architecture and those under way (``StudyView.twin_trials``) instead of
+    every trial of the study."""
     while True:
-        trials = study.get_trials(deepcopy=False)
+        trials = look(p.arch.key()) if look is not None else study.get_trials(deepcopy=False)
         twin = _twin(trials, p, stopped)
         if twin is not None and twin.state.is_finished():
             return twin
@@ -376,7 +394,7 @@ def _set_legacy_constraint(trial: optuna.trial.Trial, excess: float) -> None:
 
 
 def _feasible_draw(
-    problem: Problem, seed: int, avoid: Collection[str] | None = None
+    problem: Problem, seed: int, avoid: Container[str] | None = None
 ) -> dict[str, Any] | None:
     """Parameters of a feasible architecture drawn uniformly (rejection sampling); where the
     feasible share is too small for that, one drawn from the enumerated feasible set. With
@@ -414,13 +432,7 @@ def _not_to_draw(trials: list[FrozenTrial], seen: Mapping[str, Any]) -> set[str]
     keys = set(seen)
     for t in trials:
         key = t.user_attrs.get(ATTR_KEY)
-        error = str(t.user_attrs.get(ATTR_ERROR, ""))
-        failed = (
-            t.state == TrialState.FAIL
-            and bool(error)
-            and not error.startswith(("abandoned", "interrupted"))
-        )
-        if key is not None and (failed or t.state == TrialState.RUNNING):
+        if key is not None and (failed_for_itself(t) or t.state == TrialState.RUNNING):
             keys.add(key)
     return keys
 
@@ -432,11 +444,24 @@ def sampler_exhausted(study: optuna.Study) -> bool:
     return bool(getattr(study.sampler, "exhausted", False))
 
 
+def failed_for_itself(t: FrozenTrial) -> bool:
+    """FAIL with an error of its own: not abandoned by a dead run, not interrupted."""
+    error = str(t.user_attrs.get(ATTR_ERROR, ""))
+    return (
+        t.state == TrialState.FAIL
+        and bool(error)
+        and not error.startswith(("abandoned", "interrupted"))
+    )
+
+
 def propose(
     study: optuna.Study,
     problem: Problem,
     seen: Mapping[str, FrozenTrial] | None = None,
     unseen: bool = False,
+    *,
+    n_trials: int | None = None,
+    avoid: Container[str] | None = None,
 ) -> Proposal:
     """Ask until an architecture within budget comes up; over-budget ones are told PRUNED.
 
@@ -447,20 +472,25 @@ def propose(
     reused instead of training twice). With ``unseen``, the first trial asked is enqueued with
     a feasible architecture not in ``seen``, not in flight and not failed (the runner's answer
     to a sampler that keeps repeating itself), where one is left.
+
+    A runner that keeps count (``StudyView``) passes ``n_trials`` (the study's trials, which
+    seed the fallback draws) and ``avoid`` (what an unseen draw must not pick); without them
+    both are read from every trial of the study.
     """
     budget = problem.budget
     rejected = 0
+    if n_trials is None:
+        n_trials = len(study.get_trials(deepcopy=False))
     if unseen:
-        params = _feasible_draw(
-            problem,
-            seed=problem.seed * 1_000_003 + len(study.trials),
-            avoid=_not_to_draw(study.get_trials(deepcopy=False), seen or {}),
-        )
+        if avoid is None:
+            avoid = _not_to_draw(study.get_trials(deepcopy=False), seen or {})
+        params = _feasible_draw(problem, seed=problem.seed * 1_000_003 + n_trials, avoid=avoid)
         if params is not None:
             study.enqueue_trial(params, user_attrs={"proposed_by": "unseen-fallback"})
+            n_trials += 1
     while True:
         if rejected and rejected % FALLBACK_AFTER == 0:
-            params = _feasible_draw(problem, seed=problem.seed * 1_000_003 + len(study.trials))
+            params = _feasible_draw(problem, seed=problem.seed * 1_000_003 + n_trials + rejected)
             assert params is not None  # without ``avoid`` it finds one or raises
             study.enqueue_trial(params, user_attrs={"proposed_by": "feasible-fallback"})
         trial = study.ask()

@@ -30,7 +30,7 @@ from bitnas.search import (
     trials_table,
 )
 from bitnas.search.problem import Problem
-from bitnas.search.storage import exclusive_writer, study_names
+from bitnas.search.storage import exclusive_writer, redact
 from bitnas.search.warm_start import WarmStart, enqueue_front
 from bitnas.studies.loader import load_spec
 from bitnas.studies.spec import StudySpec
@@ -151,30 +151,30 @@ def _run(
     artifacts = store_for(st.storage, st.artifacts)
     problem = dataclasses.replace(problem, artifacts=artifacts)
     # Seed the sampler from the study seed *and* the trials already stored, so a resumed run
-    # continues the sequence instead of replaying its first proposals.
-    existing = (
-        len(load_study(store, st.name).get_trials(deepcopy=False))
-        if st.name in study_names(store)
-        else 0
-    )
+    # continues the sequence instead of replaying its first proposals. The study is opened
+    # once (a placeholder sampler until its trials are counted): a database study's first
+    # read loads every trial.
     study = create_or_load_study(
-        store,
-        st.name,
-        problem,
-        make_sampler(st.sampler, st.seed + 7919 * existing, problem),
-        st.storage,
+        store, st.name, problem, optuna.samplers.RandomSampler(), st.storage
     )
+    existing = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(st.sampler, st.seed + 7919 * existing, problem)
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is not None:
         diffs = spec.measurement_differences(stored)
         if diffs:
             raise StorageError(
-                f"study {st.name!r} in {st.storage} was measured under other settings; results "
+                f"study {st.name!r} in {redact(st.storage)} was measured under other settings; "
+                "results "
                 "of different settings must not mix in one study (use a new study name or "
                 "storage, or restore the settings): " + "; ".join(diffs)
             )
     else:
-        study.set_user_attr(SPEC_ATTR, spec.to_dict())
+        stored_spec = spec.to_dict()
+        # a database password in the URL is not kept with the study (anyone who reads the
+        # study, its export or its report would read it)
+        stored_spec["study"]["storage"] = redact(st.storage)
+        study.set_user_attr(SPEC_ATTR, stored_spec)
         study.set_user_attr("source", spec.source or "")
     finished = counts(study.get_trials(deepcopy=False))["finished"]
     missing = max(0, st.trials - finished)
@@ -241,7 +241,7 @@ def open_result(target: StudySpec | str | Path, *, storage: str | None = None) -
     study = load_study(open_storage(url, create=False), name, url)
     if len(study.directions) != 2:
         raise StorageError(
-            f"study {name!r} in {url} has {len(study.directions)} objective(s), not the two "
-            "(accuracy, cost) of a bitnas study"
+            f"study {name!r} in {redact(url)} has {len(study.directions)} objective(s), not the "
+            "two (accuracy, cost) of a bitnas study"
         )
     return StudyResult(study=study, storage_url=url, spec=spec)

@@ -26,6 +26,13 @@ EXACT_LIMIT = 300_000
 SAMPLES = 20_000
 
 
+
+def _shown(url: str) -> str:
+    """A storage URL as printed: its password, if any, masked."""
+    from bitnas.search.storage import redact
+
+    return redact(url)
+
 def _add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
@@ -140,7 +147,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.warm_start is not None:
         print(result.warm_start.describe())
     print(
-        f"study {spec.study.name!r} in {result.storage_url}: added "
+        f"study {spec.study.name!r} in {_shown(result.storage_url)}: added "
         f"{format_counts(result.added)} in {time.perf_counter() - t0:.1f} s; "
         f"now {format_counts(result.counts())}"
     )
@@ -194,7 +201,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     result = open_result(args.target, storage=args.storage)
     budget = result.spec.budget.bitops if result.spec else None
     name = result.study.study_name
-    print(f"study {name!r} in {result.storage_url}: {format_counts(result.counts())}")
+    print(f"study {name!r} in {_shown(result.storage_url)}: {format_counts(result.counts())}")
     print(format_front(result.study, budget=budget))
     return 0
 
@@ -256,7 +263,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         from bitnas.studies.api import open_result
 
         r = open_result(spec, storage=url)
-        print(f"  stored in {url}: {format_counts(r.counts())}")
+        print(f"  stored in {_shown(url)}: {format_counts(r.counts())}")
     return 0
 
 

@@ -10,7 +10,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bitnas.errors import SpecError, StorageError
 from bitnas.search.artifacts import open_artifact_store
-from bitnas.search.storage import open_storage
+from bitnas.search.storage import open_storage, redact
 from bitnas.studies.study_artifacts import artifact_dir
 
 __all__ = ["DashboardTarget", "resolve_target", "serve"]
@@ -83,7 +83,8 @@ def serve(target: DashboardTarget, *, host: str, port: int, out: TextIO = sys.st
     bound = server.server_address[1]
     where = f"artifacts in {target.artifacts}" if target.artifacts else "no artifact store"
     print(
-        f"optuna-dashboard for {target.storage_url} ({where}) at http://{host}:{bound}/dashboard "
+        f"optuna-dashboard for {redact(target.storage_url)} ({where}) at "
+        f"http://{host}:{bound}/dashboard "
         "(Ctrl-C stops it)",
         file=out,
         flush=True,

@@ -174,14 +174,24 @@ def hypervolume_history(
     ``bench/search_quality.py`` uses too."""
     from bitnas.search.pareto import front_hypervolume
 
+    # Only the non-dominated points so far are kept (the hypervolume of a set is that of its
+    # front): a dominated trial leaves the value as it was, and a new front point costs one
+    # hypervolume over the front, not over every trial before it (quadratic in the trials:
+    # 250 s for a 1,000-trial study's report).
     acc: list[float] = []
     cost: list[float] = []
     out = []
+    hv = 0.0
     for r in sorted(recs, key=lambda r: r.number):
-        if r.feasible:
-            acc.append(r.val)
-            cost.append(r.bitops)
-        hv = front_hypervolume(acc, cost, budget=budget, cost_min=cost_min) if acc else 0.0
+        if r.feasible and not any(
+            a >= r.val and c <= r.bitops for a, c in zip(acc, cost, strict=True)
+        ):
+            keep = [
+                (a, c) for a, c in zip(acc, cost, strict=True) if not (r.val >= a and r.bitops <= c)
+            ]
+            acc = [a for a, _ in keep] + [r.val]
+            cost = [c for _, c in keep] + [r.bitops]
+            hv = front_hypervolume(acc, cost, budget=budget, cost_min=cost_min)
         out.append((r.number, hv))
     return out
 

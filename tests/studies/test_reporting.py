@@ -78,6 +78,26 @@ def test_hypervolume_history_matches_hand_computed_areas():
     assert [round(h, 10) for _, h in hist] == [0.25, 0.25, 0.325, 0.325]
 
 
+def test_hypervolume_history_equals_the_hypervolume_of_every_trial_so_far():
+    # the history keeps only the front so far; it must equal the volume of all points
+    import random
+
+    from bitnas.search.pareto import front_hypervolume
+
+    rng = random.Random(3)
+    recs = [
+        rec(i, rng.random(), rng.choice([10, 50, 100, 500, 2000, 9000, 20_000]),
+            feasible=rng.random() > 0.2)
+        for i in range(120)
+    ]  # fmt: skip
+    hist = hypervolume_history(recs, 10_000, 1)
+    for i, (n, h) in enumerate(hist):
+        done = [r for r in recs[: i + 1] if r.feasible]
+        want = front_hypervolume([r.val for r in done], [r.bitops for r in done],
+                                 budget=10_000, cost_min=1) if done else 0.0  # fmt: skip
+        assert n == i and abs(h - want) < 1e-12
+
+
 def test_iso_budget_takes_the_best_of_each_family_within_each_budget():
     src = Source(
         study=optuna.create_study(study_name="plain"),

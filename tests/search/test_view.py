@@ -1,0 +1,95 @@
+"""StudyView: running totals equal to what a full scan of the study says, after every change."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from bitnas.evaluators import CallableEvaluator, EvalResult
+from bitnas.search import Problem, counts, open_storage, optimize
+from bitnas.search.trials import OWNER, evaluated_keys, failed_for_itself
+from bitnas.search.view import StudyView
+from bitnas.spaces import Budget, bitops
+from tests.conftest import small_space, synthetic_accuracy
+from tests.search.test_trials import new_study
+
+
+def flaky(arch, *, seed, report):  # fails for what some architectures are
+    if arch.widths[0] == 16 and arch.timesteps == 4:
+        raise RuntimeError("this one always fails")
+    return EvalResult(metrics={"val_accuracy": synthetic_accuracy(arch)}, stopped=arch.depth == 2)
+
+
+def same_as_scan(view: StudyView, stopped: bool = False) -> None:
+    trials = view.study.get_trials(deepcopy=False)
+    assert view.counts() == counts(trials)
+    assert view.n_trials == len(trials)
+    want = {k: t.number for k, t in evaluated_keys(trials, stopped).items()}
+    assert {k: view.trained[k].number for k in view.trained} == want
+    assert len(view.trained) == len(want)
+    failed = {t.user_attrs["arch_key"] for t in trials if failed_for_itself(t)}
+    assert view.failed == failed
+    assert [t.number for t in view.running] == [
+        t.number for t in trials if not t.state.is_finished()
+    ]
+
+
+@pytest.mark.parametrize("kind", ["memory", "journal", "sqlite"])  # each is read its own way
+def test_totals_follow_the_study_through_every_outcome(kind, tmp_path):
+    space = small_space()
+    costs = sorted(bitops(a) for a in space.grid())
+    budget = costs[len(costs) // 2]
+    problem = Problem(space=space, evaluator=CallableEvaluator(flaky), budget=Budget(budget))
+    if kind == "memory":
+        study = new_study(problem)
+    else:
+        url = f"{kind}:///{tmp_path}/s.{kind}"
+        study = optuna.create_study(
+            storage=open_storage(url),
+            directions=problem.directions,
+            sampler=optuna.samplers.RandomSampler(seed=0),
+        )
+    view = StudyView(study)
+    same_as_scan(view)
+    for _ in range(4):  # rejections, failures, pruned, duplicates of the small space
+        optimize(study, problem, 3, progress=False)
+        view.refresh()
+        same_as_scan(view)
+    c = view.counts()
+    assert c["rejected"] and c["failed"] and c["pruned"] and c["complete"], c
+    view.refresh()  # nothing new: nothing counted twice
+    same_as_scan(view)
+
+
+def test_a_trial_running_at_one_look_is_counted_when_it_finishes():
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(flaky))
+    study = new_study(problem)
+    optimize(study, problem, 2, progress=False)
+    other = study.ask()  # another run's trial, under way
+    other.set_user_attr("owner", "elsewhere:1:1")
+    view = StudyView(study, stopped=True)
+    assert [t.number for t in view.running] == [other.number]
+    optimize(study, problem, 2, progress=False)
+    view.refresh()
+    same_as_scan(view, stopped=True)
+    assert view.counts()["running"] == 1
+    study.tell(other, [0.5, 10.0])
+    view.refresh()
+    same_as_scan(view, stopped=True)
+    assert view.counts()["running"] == 0
+    assert view.study.trials[other.number].state == TrialState.COMPLETE
+
+
+def test_added_counts_only_this_process_trials_since_the_view():
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(flaky))
+    study = new_study(problem)
+    optimize(study, problem, 2, progress=False)
+    view = StudyView(study)
+    theirs = study.ask()
+    theirs.set_user_attr("owner", "elsewhere:1:1")
+    study.tell(theirs, [0.5, 10.0])
+    optimize(study, problem, 3, progress=False)
+    view.refresh()
+    mine = [t for t in study.trials[view.start :] if t.user_attrs.get("owner") == OWNER]
+    assert view.added() == counts(mine) and view.added()["finished"] == 3
