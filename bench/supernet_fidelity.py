@@ -1,0 +1,131 @@
+"""Rank fidelity of the weight-sharing supernet on the committed exhaustive tables.
+
+For a table (bench/tables/<name>.{toml,parquet}: 324 architectures, each trained from scratch
+with 2 seeds) this trains ONE supernet over the table's space with the table's data and
+training settings (checkpointed, so an interrupted run resumes), measures every architecture
+of the table as a sub-network of it (``measure_subnet``: extract, recalibrate batch norm,
+measure), and reports Kendall tau and Spearman rho (scipy.stats) between the supernet's
+validation accuracy and the table's stand-alone validation accuracy (seed mean): overall,
+within the feasible set under the table's budget, and per allocation family (binary spikes:
+T > 1 and 1 activation bit; single-step: T = 1; multi-bit spikes: T > 1, more bits), each with
+a bootstrap 95% interval over architectures. Cost: supernet epochs and seconds (+ the seconds
+measuring all 324) against the table's own training seconds (its ``seconds`` column).
+
+    nice -n 10 python bench/supernet_fidelity.py --table digits_mlp --epochs 40 \
+        --out docs/supernet/digits_mlp.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from scipy import stats
+
+from bitnas.evaluators.datasets import load_splits
+from bitnas.evaluators.supernet import SupernetSpec
+from bitnas.evaluators.supernet.evaluator import measure_subnet
+from bitnas.evaluators.supernet.train import train_supernet
+from bitnas.evaluators.table import read_table
+from bitnas.studies.loader import load_spec
+
+TABLES = Path(__file__).parent / "tables"
+
+
+def family(arch) -> str:  # type: ignore[no-untyped-def]
+    if arch.timesteps == 1:
+        return "single-step (T=1)"
+    return "binary spikes (T>1, a=1)" if max(arch.abits) == 1 else "multi-bit spikes (T>1, a>1)"
+
+
+def ranks(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, boot: int) -> dict[str, object]:
+    tau = float(stats.kendalltau(x, y).statistic)
+    rho = float(stats.spearmanr(x, y).statistic)
+    taus, rhos = [], []
+    for _ in range(boot):
+        i = rng.integers(0, len(x), len(x))
+        taus.append(stats.kendalltau(x[i], y[i]).statistic)
+        rhos.append(stats.spearmanr(x[i], y[i]).statistic)
+    ci = lambda v: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))]  # noqa: E731
+    return {"n": len(x), "kendall_tau": tau, "tau_ci95": ci(taus), "spearman": rho,
+            "spearman_ci95": ci(rhos)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--table", required=True, choices=["digits_mlp", "mnist1d_cnn1d"])
+    ap.add_argument("--epochs", type=int, default=0, help="supernet epochs (0: the table's)")
+    ap.add_argument("--random-subnets", type=int, default=2)
+    ap.add_argument("--distill", action="store_true")
+    ap.add_argument("--calib-batches", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checkpoint-dir", default="runs/bench")
+    ap.add_argument("--boot", type=int, default=300)
+    ap.add_argument("--out", default="")
+    a = ap.parse_args(argv)
+    spec = load_spec(TABLES / f"{a.table}.toml")
+    entries, _meta = read_table(TABLES / f"{a.table}.parquet")
+    table_seconds = float(sum(pq.read_table(TABLES / f"{a.table}.parquet")["seconds"].to_pylist()))
+    sn = SupernetSpec(
+        epochs=a.epochs or spec.train.epochs,
+        random_subnets=a.random_subnets,
+        distill=a.distill,
+        calib_batches=a.calib_batches,
+    )
+    tag = f"{a.table}-e{sn.epochs}-r{sn.random_subnets}-{'kd' if sn.distill else 'ce'}-s{a.seed}"
+    ck = Path(a.checkpoint_dir) / f"supernet-{tag}.pt"
+    splits = load_splits(spec.data)
+    net, log = train_supernet(
+        spec.space, splits, spec.train, sn, seed=a.seed, checkpoint=ck, data=spec.data
+    )
+    t0 = time.perf_counter()
+    rows = []
+    for key, e in entries.items():
+        r = measure_subnet(net, e.arch, splits, spec.train, sn, seed=a.seed)
+        rows.append((key, e, r.metrics["val_accuracy"], r.metrics["test_accuracy"]))
+    eval_seconds = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    sup = np.array([r[2] for r in rows])
+    true = np.array([r[1].val_accuracy for r in rows])
+    feas = np.array([spec.budget.allows(r[1].bitops) for r in rows])
+    fams = np.array([family(r[1].arch) for r in rows])
+    out: dict[str, object] = {
+        "table": a.table,
+        "supernet": {**dataclasses.asdict(sn), "seed": a.seed, "checkpoint": str(ck)},
+        "overall": ranks(sup, true, rng, a.boot),
+        "feasible": ranks(sup[feas], true[feas], rng, a.boot),
+        "per_family": {f: ranks(sup[fams == f], true[fams == f], rng, a.boot)
+                       for f in sorted(set(fams))},  # fmt: skip
+        "per_family_feasible": {
+            f: ranks(sup[feas & (fams == f)], true[feas & (fams == f)], rng, a.boot)
+            for f in sorted(set(fams)) if (feas & (fams == f)).sum() > 2
+        },
+        "mean_abs_gap": float(np.mean(np.abs(sup - true))),
+        "mean_supernet_acc": float(sup.mean()),
+        "mean_table_acc": float(true.mean()),
+        "cost": {
+            "supernet_epochs": log.epochs,
+            "supernet_subnet_passes": log.subnet_passes,
+            "supernet_train_seconds": log.seconds,
+            "measure_all_seconds": eval_seconds,
+            "measure_seconds_per_arch": eval_seconds / len(rows),
+            "table_epochs": spec.train.epochs * sum(e.seeds for e in entries.values()),
+            "table_train_seconds": table_seconds,
+        },
+    }
+    text = json.dumps(out, indent=1)
+    print(text)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
