@@ -53,8 +53,13 @@ def ranks(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, boot: int) -> 
         taus.append(stats.kendalltau(x[i], y[i]).statistic)
         rhos.append(stats.spearmanr(x[i], y[i]).statistic)
     ci = lambda v: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))]  # noqa: E731
-    return {"n": len(x), "kendall_tau": tau, "tau_ci95": ci(taus), "spearman": rho,
-            "spearman_ci95": ci(rhos)}  # fmt: skip
+    return {
+        "n": len(x),
+        "kendall_tau": tau,
+        "tau_ci95": ci(taus),
+        "spearman": rho,
+        "spearman_ci95": ci(rhos),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         "supernet": {**dataclasses.asdict(sn), "seed": a.seed, "checkpoint": str(ck)},
         "overall": ranks(sup, true, rng, a.boot),
         "feasible": ranks(sup[feas], true[feas], rng, a.boot),
-        "per_family": {f: ranks(sup[fams == f], true[fams == f], rng, a.boot)
-                       for f in sorted(set(fams))},  # fmt: skip
+        "per_family": {
+            f: ranks(sup[fams == f], true[fams == f], rng, a.boot) for f in sorted(set(fams))
+        },
         "per_family_feasible": {
             f: ranks(sup[feas & (fams == f)], true[feas & (fams == f)], rng, a.boot)
-            for f in sorted(set(fams)) if (feas & (fams == f)).sum() > 2
+            for f in sorted(set(fams))
+            if (feas & (fams == f)).sum() > 2
         },
         "mean_abs_gap": float(np.mean(np.abs(sup - true))),
         "mean_supernet_acc": float(sup.mean()),

@@ -12,8 +12,8 @@ import difflib
 import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bitnas.errors import RegistryError, SpecError

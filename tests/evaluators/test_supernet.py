@@ -117,7 +117,7 @@ def test_resume_from_a_checkpoint_gives_the_same_result(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     # a checkpoint of other settings is refused, naming the file
     other = dataclasses.replace(spec, random_subnets=2)
-    with pytest.raises(SpecError, match="s.pt"):
+    with pytest.raises(SpecError, match=r"s\.pt"):
         train_supernet(space, splits, train, other, seed=3, checkpoint=ck)
 
 

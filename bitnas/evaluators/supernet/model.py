@@ -79,7 +79,8 @@ class SuperNet(nn.Module):
         for i, (key, lay) in enumerate(zip(slot_keys(arch), arch.layers, strict=True)):
             host = self._host(key, i, lay)
             mod = self.layers[key]
-            w: torch.Tensor = mod.weight
+            w = mod.weight
+            assert isinstance(w, torch.Tensor)
             src = arch.source_of(i)
             if lay.kind == "linear" and src >= 0 and arch.layers[src].dims and not lay.gap:
                 # a flattened read-out: features are channel-major, keep the first channels
@@ -99,7 +100,7 @@ class SuperNet(nn.Module):
                 for d, (k, hk) in enumerate(zip(lay.kernel, host.kernel, strict=True)):
                     w = w.narrow(2 + d, (hk - k) // 2, k)  # the centre of the largest kernel
             out[f"layers.{i}.weight"] = w
-            if mod.bias is not None:
+            if isinstance(mod.bias, torch.Tensor):
                 out[f"layers.{i}.bias"] = mod.bias[: lay.out_ch]
             norm = self.norms[key]
             if isinstance(norm, nn.modules.batchnorm._BatchNorm):
@@ -118,6 +119,7 @@ class SuperNet(nn.Module):
                         f"space does not offer"
                     )
                 n = self.neurons[name]
+                assert isinstance(n, MultiLevelIF)
                 out[f"neurons.{i}.theta"] = n.theta
                 out[f"neurons.{i}.initialized"] = n.initialized
         return out
@@ -135,7 +137,7 @@ class SuperNet(nn.Module):
             self._templates.move_to_end(k)
         return t
 
-    def forward(self, arch: Architecture, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, arch: Architecture, x: torch.Tensor) -> torch.Tensor:
         """Logits of sub-network ``arch`` on ``x``, through the shared weights."""
         t = self._template(arch)
         t.train(self.training)

@@ -90,7 +90,7 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path, want: str) -> dict[str, Any]:
     try:
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 (any unreadable file gets the same clear error)
+    except Exception as e:
         raise EvaluationError(f"supernet checkpoint {path} cannot be read: {e}") from None
     if state.get("format") != CHECKPOINT_FORMAT:
         raise EvaluationError(f"{path} is not a bitnas supernet checkpoint ({CHECKPOINT_FORMAT})")
