@@ -218,6 +218,14 @@ class StudySpec:
                 "[supernet] and [table] both choose the evaluator: keep one of them",
                 where=origin,
             )
+        if supernet is not None and train.weight_quant != "absmax":
+            raise SpecError(
+                f"[supernet] shares one latent weight across bit widths and quantizes it with "
+                f'`weight_quant = "absmax"`; [train] sets {train.weight_quant!r} (a learned step '
+                "per bit width is not built)",
+                field="weight_quant",
+                where=f"[train] of {origin}",
+            )
         spec = cls(
             study,
             data_spec,

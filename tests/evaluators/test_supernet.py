@@ -164,5 +164,19 @@ def test_the_study_file_chooses_the_supernet():
         _spec({"supernet": {"calib_batches": -1}})
     with pytest.raises(SpecError, match="unknown key `epoch`"):
         _spec({"supernet": {"epoch": 2}})
+    with pytest.raises(SpecError, match=r"absmax.*'lsq'"):
+        _spec({"supernet": {}, "train": {"weight_quant": "lsq"}})
     with pytest.raises(SpecError, match=r"\[supernet\] and \[table\]"):
         _spec({"supernet": {}, "table": {"path": "t.parquet"}})
+
+
+def test_a_smaller_kernel_is_the_centre_of_the_largest():
+    space = SPACES["cnn1d"]
+    net = build_supernet(space, seed=0)
+    arch = largest(space, {"kernel": 3})
+    model = net.extract(arch)
+    for key, lay, layer in zip(slot_keys(arch), arch.layers, model.layers, strict=True):
+        if lay.kernel:
+            host = net.layers[key].weight
+            assert host.shape[2] == 5
+            assert torch.equal(layer.weight, host[: lay.out_ch, : lay.in_ch, 1:4])
