@@ -118,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint-dir", default="runs/bench")
     ap.add_argument("--boot", type=int, default=300)
     ap.add_argument("--out", default="")
+    ap.add_argument(
+        "--baseline",
+        type=int,
+        default=0,
+        help="also train this many random table architectures from scratch now (one seed), "
+        "to scale the table's recorded seconds to this run's machine load",
+    )
     ap.add_argument("--ceiling-only", action="store_true", help="print the seed-vs-seed tau only")
     a = ap.parse_args(argv)
     if a.ceiling_only:
@@ -150,6 +157,17 @@ def main(argv: list[str] | None = None) -> int:
         one_run = sum(secs[key]) / len(secs[key])
         rows.append((key, e, r.metrics["val_accuracy"], r.metrics["test_accuracy"], one_run))
     eval_seconds = time.perf_counter() - t0
+    if a.baseline:
+        from bitnas.evaluators.training import train_and_evaluate
+
+        pick = np.random.default_rng(a.seed).choice(len(rows), a.baseline, replace=False)
+        now = then = 0.0
+        for i in pick:
+            key, e = rows[i][0], rows[i][1]
+            r = train_and_evaluate(e.arch, splits, spec.train, seed=a.seed)
+            now += float(r.info["train_seconds"])
+            then += rows[i][4]
+        load_factor = now / then
     rng = np.random.default_rng(0)
     sup = np.array([r[2] for r in rows])
     true = np.array([r[1].val_accuracy for r in rows])
@@ -191,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     total = c["supernet_train_seconds"] + c["measure_all_seconds"] + s2["retrain_seconds"]
     s2["two_stage_seconds"] = total
     s2["fraction_of_exhaustive_one_seed"] = total / one_seed
+    if a.baseline:
+        # the table's seconds were recorded under another load: scale them by a same-run sample
+        c["baseline_archs"] = a.baseline
+        c["load_factor_now_vs_table"] = load_factor
+        retrain_now = s2["retrain_seconds"] * load_factor
+        now_total = c["supernet_train_seconds"] + c["measure_all_seconds"] + retrain_now
+        s2["retrain_seconds_same_load"] = retrain_now
+        s2["fraction_of_exhaustive_one_seed_same_load"] = now_total / (one_seed * load_factor)
     text = json.dumps(out, indent=1)
     print(text)
     if a.out:
