@@ -9,7 +9,10 @@ through the same ``BitNet`` and meter. It takes seconds, not a training run.
 
 from __future__ import annotations
 
+import fcntl
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,15 +60,16 @@ class SupernetEvaluator(Evaluator):
         fp = fingerprint(self.space, self.train, self.supernet, self.data, self.seed)
         key = (self.checkpoint, fp)
         if key not in _NETS:
-            _NETS[key] = train_supernet(
-                self.space,
-                load_splits(self.data),
-                self.train,
-                self.supernet,
-                seed=self.seed,
-                checkpoint=Path(self.checkpoint) if self.checkpoint else None,
-                data=self.data,
-            )
+            with _training_lock(self.checkpoint):
+                _NETS[key] = train_supernet(
+                    self.space,
+                    load_splits(self.data),
+                    self.train,
+                    self.supernet,
+                    seed=self.seed,
+                    checkpoint=Path(self.checkpoint) if self.checkpoint else None,
+                    data=self.data,
+                )
         return _NETS[key]
 
     def evaluate(
@@ -95,6 +99,24 @@ class SupernetEvaluator(Evaluator):
             epochs=0,
             info=info,
         )
+
+
+@contextmanager
+def _training_lock(checkpoint: str) -> Iterator[None]:
+    """One process trains a checkpoint at a time: trial processes (capped trials, Ray workers
+    on one machine) that find it unfinished wait for the first, then load it. Workers on other
+    machines need the file on a shared disk, or each trains its own copy."""
+    if not checkpoint:
+        yield
+        return
+    lock = Path(checkpoint + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def measure_subnet(

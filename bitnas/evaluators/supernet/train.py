@@ -73,7 +73,10 @@ def fingerprint(
     space: SearchSpace, train: TrainSpec, spec: SupernetSpec, data: object, seed: int
 ) -> str:
     """Everything that shapes the trained weights; a checkpoint made under others is refused."""
-    keep = {k: v for k, v in vars(spec).items() if k not in ("checkpoint", "progress")}
+    # calib_batches, checkpoint and progress do not change the trained weights
+    keep = {
+        k: v for k, v in vars(spec).items() if k not in ("calib_batches", "checkpoint", "progress")
+    }
     text = json.dumps(
         [repr(space), repr(train), keep, repr(data), seed], sort_keys=True, default=str
     )
