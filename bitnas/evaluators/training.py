@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from bitnas.errors import EvaluationError, SpecError
 from bitnas.evaluators._base import EvalResult, Report
@@ -44,7 +45,7 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def _make_optimizer(model: BitNet, spec: TrainSpec) -> torch.optim.Optimizer:
+def _make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
     if spec.optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(), lr=spec.lr, momentum=0.9, weight_decay=spec.weight_decay

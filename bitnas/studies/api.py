@@ -29,6 +29,7 @@ from bitnas.search import (
     optimize,
     trials_table,
 )
+from bitnas.search.artifacts import put_study_file
 from bitnas.search.problem import Problem
 from bitnas.search.storage import exclusive_writer, redact
 from bitnas.search.warm_start import WarmStart, enqueue_front
@@ -86,6 +87,10 @@ class StudyResult:
 
     def counts(self) -> dict[str, int]:
         return counts(self.study.get_trials(deepcopy=False))
+
+
+#: The study artifact holding a [supernet] study's trained supernet checkpoint.
+SUPERNET_FILENAME = "supernet.pt"
 
 
 def _quiet_optuna() -> None:
@@ -186,6 +191,9 @@ def _run(
     added = optimize(study, problem, missing, backend=backend, progress=progress, **options)
     if artifacts is not None:
         refresh_study_artifacts(study, artifacts, budget=spec.budget.bitops)
+        checkpoint = Path(spec.supernet_checkpoint()) if spec.supernet is not None else None
+        if checkpoint is not None and checkpoint.is_file():  # the supernet, beside its trials
+            put_study_file(artifacts, study, SUPERNET_FILENAME, checkpoint.read_bytes())
     return StudyResult(study=study, storage_url=st.storage, spec=spec, added=added, warm_start=warm)
 
 

@@ -1,7 +1,7 @@
 """The study specification: what a study file (TOML) or a launch script declares.
 
 A study file has the sections [study], [data], [space], [budget], [train], [ray] and
-[limits]; see
+[limits] ([table] or [supernet] choose another evaluator than training every trial); see
 ``studies/digits.toml``. Every error names the field, the bad value, what is allowed and where.
 """
 
@@ -13,12 +13,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bitnas.errors import RegistryError, SpecError
 from bitnas.evaluators import DataSpec, TrainedEvaluator, TrainSpec, dataset_info
 from bitnas.evaluators._base import Evaluator
 from bitnas.evaluators.limits import TrialLimits, limited
+from bitnas.evaluators.supernet import SupernetEvaluator, SupernetSpec
 from bitnas.evaluators.table import TableEvaluator
 from bitnas.search.problem import Problem
 from bitnas.search.raytune import RaySettings
@@ -147,6 +149,8 @@ class StudySpec:
     stopper: Mapping[str, Any] = field(default_factory=dict)
     limits: TrialLimits = field(default_factory=TrialLimits)
     sweep: SweepSection | None = None  # [sweep]: see bitnas.studies.sweep
+    #: [supernet]: measure sub-networks of one weight-sharing supernet instead of training each
+    supernet: SupernetSpec | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> StudySpec:
@@ -208,6 +212,20 @@ class StudySpec:
         stopper = section("stopper", build_stopper)
         limits = plain("limits", TrialLimits)
         sweep = plain("sweep", SweepSection) if "sweep" in data else None
+        supernet = plain("supernet", SupernetSpec) if "supernet" in data else None
+        if supernet is not None and table.path:
+            raise SpecError(
+                "[supernet] and [table] both choose the evaluator: keep one of them",
+                where=origin,
+            )
+        if supernet is not None and train.weight_quant != "absmax":
+            raise SpecError(
+                f"[supernet] shares one latent weight across bit widths and quantizes it with "
+                f'`weight_quant = "absmax"`; [train] sets {train.weight_quant!r} (a learned step '
+                "per bit width is not built)",
+                field="weight_quant",
+                where=f"[train] of {origin}",
+            )
         spec = cls(
             study,
             data_spec,
@@ -220,6 +238,7 @@ class StudySpec:
             stopper=stopper,
             limits=limits,
             sweep=sweep,
+            supernet=supernet,
         )
         if sweep is not None:
             from bitnas.studies.sweep import cells
@@ -262,6 +281,9 @@ class StudySpec:
         }
         if self.table.path:  # absent otherwise, so studies stored before [table] still resume
             d["table"] = dataclasses.asdict(self.table)
+        if self.supernet is not None:  # absent otherwise, as [table]
+            d["supernet"] = dataclasses.asdict(self.supernet)
+            d["supernet"].pop("progress")
         if self.study.stopper != "none":
             d["stopper"] = self.make_stopper().settings()
         normalised: dict[str, Any] = json.loads(json.dumps(d))
@@ -272,7 +294,7 @@ class StudySpec:
         [data], [space], [budget], [train] and the study seed. Empty if results can mix."""
         mine = self.to_dict()
         diffs = []
-        for section in ("data", "space", "budget", "train", "table"):
+        for section in ("data", "space", "budget", "train", "table", "supernet"):
             old, new = stored.get(section, {}), mine.get(section, {})
             for key in sorted(set(old) | set(new)):
                 if old.get(key) != new.get(key):
@@ -282,9 +304,29 @@ class StudySpec:
             diffs.append(f"[study] seed: {old_seed!r} -> {mine['study']['seed']!r}")
         return diffs
 
+    def supernet_checkpoint(self) -> str:
+        """[supernet] `checkpoint`, by default ``<storage's folder>/<name>.supernet.pt``."""
+        assert self.supernet is not None
+        if self.supernet.checkpoint:
+            return self.supernet.checkpoint
+        url, name = self.study.storage, self.study.name.replace("/", "_")
+        folder = "runs"
+        if url.startswith("sqlite:///") and url[len("sqlite:///") :] not in ("", ":memory:"):
+            folder = str(Path(url[len("sqlite:///") :]).parent)
+        return str(Path(folder) / f"{name}.supernet.pt")
+
     def evaluator(self) -> Evaluator:
         if self.table.path:
             return TableEvaluator(path=self.table.path)
+        if self.supernet is not None:
+            return SupernetEvaluator(
+                space=self.space,
+                data=self.data,
+                train=self.train,
+                supernet=self.supernet,
+                checkpoint=self.supernet_checkpoint(),
+                seed=self.study.seed,
+            )
         return TrainedEvaluator(data=self.data, train=self.train)
 
     def make_stopper(self) -> Stopper:
@@ -319,4 +361,5 @@ SECTIONS = [
     "stopper",
     "limits",
     "sweep",
+    "supernet",
 ]

@@ -1,0 +1,229 @@
+"""Rank fidelity of the weight-sharing supernet on the committed exhaustive tables.
+
+For a table (bench/tables/<name>.{toml,parquet}: 324 architectures, each trained from scratch
+with 2 seeds) this trains ONE supernet over the table's space with the table's data and
+training settings (checkpointed, so an interrupted run resumes), measures every architecture
+of the table as a sub-network of it (``measure_subnet``: extract, recalibrate batch norm,
+measure), and reports Kendall tau and Spearman rho (scipy.stats) between the supernet's
+validation accuracy and the table's stand-alone validation accuracy (seed mean): overall,
+within the feasible set under the table's budget, and per allocation family (binary spikes:
+T > 1 and 1 activation bit; single-step: T = 1; multi-bit spikes: T > 1, more bits), each with
+a bootstrap 95% interval over architectures. Cost: supernet epochs and seconds (+ the seconds
+measuring all 324) against the table's own training seconds (its ``seconds`` column).
+
+    nice -n 10 python bench/supernet_fidelity.py --table digits_mlp --epochs 40 \
+        --out docs/supernet/digits_mlp.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from scipy import stats
+
+from bitnas.evaluators.datasets import load_splits
+from bitnas.evaluators.supernet import SupernetSpec
+from bitnas.evaluators.supernet.evaluator import measure_subnet
+from bitnas.evaluators.supernet.train import train_supernet
+from bitnas.evaluators.table import read_table
+from bitnas.search.pareto import front_hypervolume, pareto_mask
+from bitnas.studies.loader import load_spec
+
+TABLES = Path(__file__).parent / "tables"
+
+
+def family(arch) -> str:  # type: ignore[no-untyped-def]
+    if arch.timesteps == 1:
+        return "single-step (T=1)"
+    return "binary spikes (T>1, a=1)" if max(arch.abits) == 1 else "multi-bit spikes (T>1, a>1)"
+
+
+def ranks(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, boot: int) -> dict[str, object]:
+    tau = float(stats.kendalltau(x, y).statistic)
+    rho = float(stats.spearmanr(x, y).statistic)
+    taus, rhos = [], []
+    for _ in range(boot):
+        i = rng.integers(0, len(x), len(x))
+        taus.append(stats.kendalltau(x[i], y[i]).statistic)
+        rhos.append(stats.spearmanr(x[i], y[i]).statistic)
+    ci = lambda v: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))]  # noqa: E731
+    return {
+        "n": len(x),
+        "kendall_tau": tau,
+        "tau_ci95": ci(taus),
+        "spearman": rho,
+        "spearman_ci95": ci(rhos),
+    }
+
+
+def seed_ceiling(path: Path, rng: np.random.Generator, boot: int) -> dict[str, object]:
+    """Kendall tau between the table's two seeds: how well one stand-alone training run ranks
+    the architectures against another — the noise ceiling a supernet is measured against."""
+    t = pq.read_table(path, columns=["arch_key", "seed", "val_accuracy"]).to_pylist()
+    by: dict[str, dict[int, float]] = {}
+    for r in t:
+        by.setdefault(r["arch_key"], {})[r["seed"]] = r["val_accuracy"]
+    seeds = sorted({r["seed"] for r in t})[:2]
+    pairs = [(v[seeds[0]], v[seeds[1]]) for v in by.values() if all(s in v for s in seeds)]
+    a, b = np.array(pairs).T
+    return ranks(a, b, rng, boot)
+
+
+def front_check(rows: list, budget: float, table_epochs: int) -> dict[str, object]:  # type: ignore[type-arg]
+    """Stage 2 on the table: the supernet's feasible front (by its accuracy), re-trained from
+    scratch — its stand-alone accuracy and cost read from the table (one seed's run each) —
+    against the table's true front, in the bitnas hypervolume of bench/search_quality.py."""
+    feas = [r for r in rows if r[1].bitops <= budget]
+    cost_min = min(r[1].bitops for r in rows)
+    pts = np.array([[r[2], r[1].bitops] for r in feas])
+    mask = pareto_mask(pts, ["maximize", "minimize"])
+    front = [r for r, m in zip(feas, mask, strict=True) if m]
+    hv = front_hypervolume(
+        [r[1].val_accuracy for r in front],
+        [r[1].bitops for r in front],
+        budget=budget,
+        cost_min=cost_min,
+    )
+    true = front_hypervolume(
+        [r[1].val_accuracy for r in feas],
+        [r[1].bitops for r in feas],
+        budget=budget,
+        cost_min=cost_min,
+    )
+    return {
+        "front_size": len(front),
+        "retrained_hv": hv,
+        "true_hv": true,
+        "hv_ratio": hv / true,
+        "retrain_epochs": len(front) * table_epochs,
+        "retrain_seconds": float(sum(r[4] for r in front)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--table", required=True, choices=["digits_mlp", "mnist1d_cnn1d"])
+    ap.add_argument("--epochs", type=int, default=0, help="supernet epochs (0: the table's)")
+    ap.add_argument("--random-subnets", type=int, default=2)
+    ap.add_argument("--distill", action="store_true")
+    ap.add_argument("--calib-batches", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checkpoint-dir", default="runs/bench")
+    ap.add_argument("--boot", type=int, default=300)
+    ap.add_argument("--out", default="")
+    ap.add_argument(
+        "--baseline",
+        type=int,
+        default=0,
+        help="also train this many random table architectures from scratch now (one seed), "
+        "to scale the table's recorded seconds to this run's machine load",
+    )
+    ap.add_argument("--ceiling-only", action="store_true", help="print the seed-vs-seed tau only")
+    a = ap.parse_args(argv)
+    if a.ceiling_only:
+        c = seed_ceiling(TABLES / f"{a.table}.parquet", np.random.default_rng(0), a.boot)
+        print(json.dumps({"table": a.table, "seed_vs_seed": c}, indent=1))
+        return 0
+    spec = load_spec(TABLES / f"{a.table}.toml")
+    entries, _meta = read_table(TABLES / f"{a.table}.parquet")
+    raw = pq.read_table(TABLES / f"{a.table}.parquet", columns=["arch_key", "seconds"]).to_pylist()
+    table_seconds = float(sum(r["seconds"] for r in raw))
+    secs: dict[str, list[float]] = {}
+    for r in raw:
+        secs.setdefault(r["arch_key"], []).append(r["seconds"])
+    sn = SupernetSpec(
+        epochs=a.epochs or spec.train.epochs,
+        random_subnets=a.random_subnets,
+        distill=a.distill,
+        calib_batches=a.calib_batches,
+    )
+    tag = f"{a.table}-e{sn.epochs}-r{sn.random_subnets}-{'kd' if sn.distill else 'ce'}-s{a.seed}"
+    ck = Path(a.checkpoint_dir) / f"supernet-{tag}.pt"
+    splits = load_splits(spec.data)
+    net, log = train_supernet(
+        spec.space, splits, spec.train, sn, seed=a.seed, checkpoint=ck, data=spec.data
+    )
+    t0 = time.perf_counter()
+    rows = []
+    for key, e in entries.items():
+        r = measure_subnet(net, e.arch, splits, spec.train, sn, seed=a.seed)
+        one_run = sum(secs[key]) / len(secs[key])
+        rows.append((key, e, r.metrics["val_accuracy"], r.metrics["test_accuracy"], one_run))
+    eval_seconds = time.perf_counter() - t0
+    if a.baseline:
+        from bitnas.evaluators.training import train_and_evaluate
+
+        pick = np.random.default_rng(a.seed).choice(len(rows), a.baseline, replace=False)
+        now = then = 0.0
+        for i in pick:
+            key, e = rows[i][0], rows[i][1]
+            r = train_and_evaluate(e.arch, splits, spec.train, seed=a.seed)
+            now += float(r.info["train_seconds"])
+            then += rows[i][4]
+        load_factor = now / then
+    rng = np.random.default_rng(0)
+    sup = np.array([r[2] for r in rows])
+    true = np.array([r[1].val_accuracy for r in rows])
+    feas = np.array([spec.budget.allows(r[1].bitops) for r in rows])
+    fams = np.array([family(r[1].arch) for r in rows])
+    out: dict[str, object] = {
+        "table": a.table,
+        "supernet": {**dataclasses.asdict(sn), "seed": a.seed, "checkpoint": str(ck)},
+        "overall": ranks(sup, true, rng, a.boot),
+        "feasible": ranks(sup[feas], true[feas], rng, a.boot),
+        "per_family": {
+            f: ranks(sup[fams == f], true[fams == f], rng, a.boot) for f in sorted(set(fams))
+        },
+        "per_family_feasible": {
+            f: ranks(sup[feas & (fams == f)], true[feas & (fams == f)], rng, a.boot)
+            for f in sorted(set(fams))
+            if (feas & (fams == f)).sum() > 2
+        },
+        "seed_vs_seed": seed_ceiling(TABLES / f"{a.table}.parquet", rng, a.boot),
+        "mean_abs_gap": float(np.mean(np.abs(sup - true))),
+        "mean_supernet_acc": float(sup.mean()),
+        "mean_table_acc": float(true.mean()),
+        "cost": {
+            "supernet_epochs": log.epochs,
+            "supernet_subnet_passes": log.subnet_passes,
+            "supernet_train_seconds": log.seconds,
+            "measure_all_seconds": eval_seconds,
+            "measure_seconds_per_arch": eval_seconds / len(rows),
+            "table_epochs": spec.train.epochs * sum(e.seeds for e in entries.values()),
+            "table_train_seconds": table_seconds,
+            "table_seeds": max(e.seeds for e in entries.values()),
+        },
+        "stage2": front_check(rows, float(spec.budget.bitops or 0), spec.train.epochs),
+        "rows": [[r[0], r[2], r[3], r[1].val_accuracy] for r in rows],
+    }
+    c, s2 = out["cost"], out["stage2"]
+    assert isinstance(c, dict) and isinstance(s2, dict)
+    one_seed = c["table_train_seconds"] / c["table_seeds"]
+    total = c["supernet_train_seconds"] + c["measure_all_seconds"] + s2["retrain_seconds"]
+    s2["two_stage_seconds"] = total
+    s2["fraction_of_exhaustive_one_seed"] = total / one_seed
+    if a.baseline:
+        # the table's seconds were recorded under another load: scale them by a same-run sample
+        c["baseline_archs"] = a.baseline
+        c["load_factor_now_vs_table"] = load_factor
+        retrain_now = s2["retrain_seconds"] * load_factor
+        now_total = c["supernet_train_seconds"] + c["measure_all_seconds"] + retrain_now
+        s2["retrain_seconds_same_load"] = retrain_now
+        s2["fraction_of_exhaustive_one_seed_same_load"] = now_total / (one_seed * load_factor)
+    text = json.dumps(out, indent=1)
+    print(text)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""[supernet] settings, as a frozen validated value (no torch import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bitnas.errors import SpecError
+from bitnas.evaluators.config import _number
+
+__all__ = ["SupernetSpec"]
+
+
+@dataclass(frozen=True)
+class SupernetSpec:
+    """How the weight-sharing supernet is trained and how its sub-networks are measured.
+
+    ``epochs``: passes over the training split (each step trains ``2 + random_subnets``
+    sub-networks: the largest, the smallest and uniform draws — the sandwich rule).
+    ``distill``: the other sub-networks learn the largest one's soft predictions (in-place
+    distillation) instead of the labels. ``calib_batches``: training batches whose statistics
+    re-estimate a sub-network's batch norms before it is measured. ``checkpoint``: the file
+    that holds the trained supernet ("" -> beside the study's storage, see
+    ``StudySpec.evaluator``); training resumes from it and skips when it is complete.
+    ``lr``/``batch_size`` of 0 take [train]'s.
+    """
+
+    epochs: int = 20
+    random_subnets: int = 2
+    distill: bool = False
+    calib_batches: int = 4
+    checkpoint: str = ""
+    lr: float = 0.0
+    batch_size: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _number("epochs", self.epochs, low=1, integer=True)
+        _number("random_subnets", self.random_subnets, low=0, integer=True)
+        _number("calib_batches", self.calib_batches, low=0, integer=True)
+        _number("lr", self.lr, low=0.0)
+        _number("batch_size", self.batch_size, low=0, integer=True)
+        for name in ("distill", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise SpecError(
+                    f"`{name}` must be true or false, got {getattr(self, name)!r}", field=name
+                )
+        if not isinstance(self.checkpoint, str):
+            raise SpecError(
+                f"`checkpoint` must be a file path, got {self.checkpoint!r}", field="checkpoint"
+            )

@@ -1,0 +1,64 @@
+"""The second stage of a supernet study: re-train its front from scratch.
+
+Stage 1 is an ordinary study whose file has a [supernet] section: every trial is a sub-network
+measured with inherited weights (seconds each), so thousands of them can be searched with any
+sampler. Its feasible Pareto front is then re-trained, each architecture from scratch with the
+trained evaluator, in a study of its own in the same storage (``<name>-retrain``), so the front
+bitnas reports is stand-alone accuracy. The front is enqueued through the warm start
+(``bitnas.search.warm_start``), so a re-training interrupted half-way resumes with the rest.
+Both studies are marked (study attribute ``bitnas_stage``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from bitnas.errors import SpecError
+from bitnas.search.export import front_trials
+from bitnas.studies.api import StudyResult, open_result, run
+from bitnas.studies.loader import load_spec
+from bitnas.studies.spec import StudySpec
+
+__all__ = ["ATTR_STAGE", "RETRAIN_SUFFIX", "retrain_front"]
+
+RETRAIN_SUFFIX = "-retrain"
+ATTR_STAGE = "bitnas_stage"
+
+
+def retrain_front(
+    spec: StudySpec | str | Path,
+    *,
+    storage: str | None = None,
+    limit: int | None = None,
+    backend: str = "local",
+    progress: bool = True,
+) -> StudyResult:
+    """Re-train (at most ``limit`` of, cheapest first) the feasible front of the supernet study
+    ``spec`` in the study ``<name>-retrain`` of the same storage; returns that study."""
+    if not isinstance(spec, StudySpec):
+        spec = load_spec(spec)
+    where = spec.source or "this spec"
+    if spec.supernet is None:
+        raise SpecError(f"{where} has no [supernet] section: its trials are already stand-alone")
+    spec = spec.replace(storage=storage)
+    source = open_result(spec).study
+    front = front_trials(source)
+    if not front:
+        raise SpecError(
+            f"study {spec.study.name!r} in {spec.study.storage} has no feasible front to "
+            "re-train yet: run it first"
+        )
+    n = len(front) if limit is None else max(0, min(limit, len(front)))
+    name = spec.study.name + RETRAIN_SUFFIX
+    stage2 = dataclasses.replace(spec, supernet=None).replace(name=name, trials=n)
+    result = run(
+        stage2,
+        warm_start=spec.study.name,
+        warm_start_storage=spec.study.storage,
+        backend=backend,
+        progress=progress,
+    )
+    result.study.set_user_attr(ATTR_STAGE, {"stage": "retrain", "of": spec.study.name})
+    source.set_user_attr(ATTR_STAGE, {"stage": "supernet", "retrained_in": name})
+    return result

@@ -1,0 +1,182 @@
+"""The supernet: sub-networks are exactly their architectures, share weights, and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from bitnas.errors import EvaluationError, SpecError
+from bitnas.evaluators.config import TrainSpec
+from bitnas.evaluators.datasets import Splits
+from bitnas.evaluators.opcount import count_ops
+from bitnas.evaluators.supernet import SupernetEvaluator, SupernetSpec
+from bitnas.evaluators.supernet.evaluator import measure_subnet
+from bitnas.evaluators.supernet.slots import largest, slot_keys, smallest
+from bitnas.evaluators.supernet.train import build_supernet, train_supernet
+from bitnas.spaces import CNN1DSpace, CNN2DSpace, MLPSpace, ResNetSpace, bitops
+from bitnas.studies.spec import StudySpec
+
+SPACES = {
+    "mlp": MLPSpace(
+        input_shape=(1, 4, 4), num_classes=3, depth=(1, 3), width=(4, 8),
+        width_per_layer=True, wbits=(1, 2, 4, 8), abits=(1, 2, 32), timesteps=(1, 3),
+        input_encoding=("direct", "rate"), norm=True,
+    ),
+    "cnn1d": CNN1DSpace(
+        input_shape=(1, 16), num_classes=3, stages=(1, 2), depth=(1, 2), width=(2, 4),
+        kernel=(3, 5), wbits=(2, 4), abits=(1, 2), timesteps=(1, 2), readout="flatten",
+    ),
+    "cnn2d": CNN2DSpace(
+        input_shape=(1, 8, 8), num_classes=3, stages=(1, 2), depth=(1, 2), width=(2, 4),
+        kernel=(1, 3), wbits=(2, 8), abits=(1, 4), timesteps=(1, 2), readout="gap",
+    ),
+    "resnet": ResNetSpace(
+        input_shape=(3, 8, 8), num_classes=3, stem="cifar", stages=2, depth=(1, 2),
+        width=(2, 4), wbits=(2, 4), abits=(1, 2), timesteps=(1, 2),
+    ),
+}  # fmt: skip
+
+
+def _archs(space, n=4):
+    rng = random.Random(0)
+    return [largest(space), smallest(space)] + [space.sample_uniform(rng) for _ in range(n)]
+
+
+@pytest.mark.parametrize("family", sorted(SPACES))
+def test_a_subnetwork_is_exactly_its_architecture(family):
+    space = SPACES[family]
+    net = build_supernet(space, seed=0).eval()
+    x = torch.rand(4, *space.input_shape)
+    for arch in _archs(space):
+        model = net.extract(arch)
+        counted = count_ops(arch, x, model=model)
+        assert all(not c.checks for c in counted), [c.checks for c in counted]
+        assert sum(c.bitops(len(x)) for c in counted) == bitops(arch)
+        assert [c.wbits for c in counted] == [lay.wbits for lay in arch.layers]
+        for lay, layer in zip(arch.layers, model.layers, strict=True):
+            want = (lay.out_ch, lay.in_ch // lay.groups, *lay.kernel)
+            assert tuple(layer.weight.shape) == want
+        assert {int(k): n.abits for k, n in model.neurons.items()} == {
+            i: lay.abits for i, lay in enumerate(arch.layers) if lay.abits is not None
+        }
+        # what training runs through the shared weights is the extracted network
+        torch.manual_seed(1)
+        a = net(arch, x)
+        torch.manual_seed(1)
+        assert torch.equal(a, model(x))
+
+
+def test_weight_sharing_is_real():
+    space = SPACES["mlp"]
+    net = build_supernet(space, seed=0).eval()
+    arch = space.from_params(
+        {"depth": 1, "width_0": 4, "wbits_0": 8, "wbits_out": 8, "abits_0": 32,
+         "timesteps": 1, "input_encoding": "direct"}
+    )  # fmt: skip
+    key = slot_keys(arch)[0]
+    x = torch.rand(8, *space.input_shape)
+    before = net.extract(arch)(x)
+    with torch.no_grad():  # a channel the sub-network does not have: nothing changes
+        net.layers[key].weight[5].add_(1.0)
+    assert torch.equal(net.extract(arch)(x), before)
+    with torch.no_grad():  # one of its own: its output changes
+        net.layers[key].weight[0].mul_(-3.0)
+    assert not torch.allclose(net.extract(arch)(x), before)
+
+
+def _splits(space, n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = space.input_shape
+
+    def part(m):
+        y = rng.integers(0, space.num_classes, m)
+        x = rng.random((m, *shape)).astype(np.float32) * 0.3
+        x[:, 0] += y[:, None] * 0.3  # learnable: the label shifts the first row
+        return x.astype(np.float32), y.astype(np.int64)
+
+    (a, b), (c, d), (e, f) = part(n), part(32), part(32)
+    return Splits(a, b, c, d, e, f)
+
+
+def test_resume_from_a_checkpoint_gives_the_same_result(tmp_path):
+    space = SPACES["cnn1d"]
+    splits = _splits(space)
+    train = TrainSpec(batch_size=32, lr=1e-2)
+    spec = SupernetSpec(epochs=2, random_subnets=1, distill=True, progress=False)
+    straight, _ = train_supernet(space, splits, train, spec, seed=3, checkpoint=None)
+    ck = tmp_path / "s.pt"
+    train_supernet(space, splits, train, spec, seed=3, checkpoint=ck, stop_after=1)
+    resumed, log = train_supernet(space, splits, train, spec, seed=3, checkpoint=ck)
+    assert log.epochs == 2
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # a checkpoint of other settings is refused, naming the file
+    other = dataclasses.replace(spec, random_subnets=2)
+    with pytest.raises(SpecError, match=r"s\.pt"):
+        train_supernet(space, splits, train, other, seed=3, checkpoint=ck)
+
+
+def test_evaluate_measures_like_the_trained_evaluator(tmp_path):
+    space = SPACES["cnn1d"]
+    splits = _splits(space)
+    train = TrainSpec(batch_size=32, lr=1e-2)
+    spec = SupernetSpec(epochs=3, random_subnets=1, calib_batches=2, progress=False)
+    net, _ = train_supernet(space, splits, train, spec, seed=0, checkpoint=None)
+    arch = smallest(space)
+    r = measure_subnet(net, arch, splits, train, spec, seed=0)
+    assert set(r.metrics) == {"val_accuracy", "test_accuracy", "train_loss"}
+    assert r.densities is not None and len(r.densities) == len(arch.layers)
+    assert r.metrics["val_accuracy"] > 1 / space.num_classes  # it learned something
+    again = measure_subnet(net, arch, splits, train, spec, seed=0)
+    assert again.metrics == r.metrics and again.densities == r.densities
+
+
+def test_a_foreign_architecture_is_a_clear_error():
+    net = build_supernet(SPACES["cnn1d"], seed=0)
+    wide = dataclasses.replace(SPACES["cnn1d"], width=(2, 4, 8))
+    with pytest.raises(EvaluationError, match="does not fit supernet slot"):
+        net.extract(largest(wide))
+
+
+def _spec(extra):
+    return StudySpec.from_dict(
+        {
+            "study": {"name": "s", "storage": "sqlite:///x/s.db"},
+            "space": {"family": "mlp", "depth": [1, 2], "width": [8, 16]},
+            **extra,
+        }
+    )
+
+
+def test_the_study_file_chooses_the_supernet():
+    spec = _spec({"supernet": {"epochs": 2, "distill": True}})
+    ev = spec.evaluator()
+    assert isinstance(ev, SupernetEvaluator)
+    assert ev.checkpoint == "x/s.supernet.pt" and ev.supernet.distill
+    assert spec.to_dict()["supernet"]["epochs"] == 2
+    assert not isinstance(_spec({}).evaluator(), SupernetEvaluator)
+    with pytest.raises(SpecError, match=r"`calib_batches`.*-1.*\[supernet\]"):
+        _spec({"supernet": {"calib_batches": -1}})
+    with pytest.raises(SpecError, match="unknown key `epoch`"):
+        _spec({"supernet": {"epoch": 2}})
+    with pytest.raises(SpecError, match=r"absmax.*'lsq'"):
+        _spec({"supernet": {}, "train": {"weight_quant": "lsq"}})
+    with pytest.raises(SpecError, match=r"\[supernet\] and \[table\]"):
+        _spec({"supernet": {}, "table": {"path": "t.parquet"}})
+
+
+def test_a_smaller_kernel_is_the_centre_of_the_largest():
+    space = SPACES["cnn1d"]
+    net = build_supernet(space, seed=0)
+    arch = largest(space, {"kernel": 3})
+    model = net.extract(arch)
+    for key, lay, layer in zip(slot_keys(arch), arch.layers, model.layers, strict=True):
+        if lay.kernel:
+            host = net.layers[key].weight
+            assert host.shape[2] == 5
+            assert torch.equal(layer.weight, host[: lay.out_ch, : lay.in_ch, 1:4])
