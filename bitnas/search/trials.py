@@ -9,7 +9,8 @@ trial is a uniformly drawn feasible architecture instead (``proposed_by = feasib
 What counts toward a study's target ("finished"): trials that trained and produced a result —
 COMPLETE, or PRUNED by an early stopper. Failed trials do not count (a re-run retries them), nor
 do rejected proposals, nor duplicates (a proposal of an architecture the study already trained is
-told COMPLETE with that result, as feedback for the sampler, without training again). While the
+told that result, as feedback for the sampler, without training again: stored PRUNED with the
+values in ``repeat_values``, shown COMPLETE to the sampler, ``bitnas.search.repeats``). While the
 study runs with an early stopper, a proposal of an architecture the stopper already stopped is a
 duplicate too: it is told PRUNED with that trial's curve instead of being trained (training is
 deterministic, so the same curve would come again, and the stopper, with at least as many
@@ -46,6 +47,7 @@ from bitnas.errors import BudgetError
 from bitnas.evaluators._base import EvalResult
 from bitnas.search.artifacts import upload_architecture
 from bitnas.search.problem import Problem
+from bitnas.search.repeats import ATTR_REPEAT_VALUES, show_repeats
 from bitnas.spaces.architecture import Architecture
 from bitnas.spaces.budget import Budget
 from bitnas.spaces.cost import COST_MODEL, cost_breakdown, event_bitops
@@ -443,6 +445,7 @@ def propose(
     """
     budget = problem.budget
     rejected = 0
+    show_repeats(study)  # the sampler learns from repeats, stored out of the front's way
     if unseen:
         params = _feasible_draw(
             problem,
@@ -541,8 +544,10 @@ MEASURED_ATTRS = (
 
 
 def tell_duplicate(study: optuna.Study, p: Proposal) -> FrozenTrial:
-    """Complete a proposal of an already trained architecture with that trial's results; a
-    proposal of an architecture an early stopper stopped is told PRUNED with its curve."""
+    """Close a proposal of an already trained architecture with that trial's results: PRUNED,
+    re-telling its values in ``repeat_values`` (samplers see it COMPLETE, see
+    ``bitnas.search.repeats``); a proposal of an architecture an early stopper stopped is told
+    PRUNED with its curve."""
     src = p.duplicate_of
     assert src is not None
     for k in MEASURED_ATTRS:
@@ -556,7 +561,10 @@ def tell_duplicate(study: optuna.Study, p: Proposal) -> FrozenTrial:
         p.trial.set_user_attr(ATTR_STOPPED, f"as trial {src.number}, not trained again: {why}")
         return study.tell(p.trial, state=TrialState.PRUNED)
     assert src.values is not None
-    return study.tell(p.trial, list(src.values))
+    # stored PRUNED, so the study's COMPLETE trials (the dashboard's front, best_trials) are the
+    # trained ones; its sampler still sees it COMPLETE with these values (repeats.py)
+    p.trial.set_user_attr(ATTR_REPEAT_VALUES, list(src.values))
+    return study.tell(p.trial, state=TrialState.PRUNED)
 
 
 def tell_failure(study: optuna.Study, p: Proposal, exc: BaseException) -> FrozenTrial:
