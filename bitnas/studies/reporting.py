@@ -632,7 +632,7 @@ def write_report(
         "",
         "## Event-driven BitOps saving (front points)",
         "",
-        "Event BitOps count only the 1-bits actually fed to each layer (DESIGN.md): the cost "
+        "Event BitOps count only the 1-bits actually fed to each layer (docs/design.md): the cost "
         "of a bit-serial, spike-driven implementation of the same network.",
         "",
     ]
