@@ -46,6 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 from bitnas.errors import BudgetError
 from bitnas.evaluators._base import EvalResult
 from bitnas.search.artifacts import upload_architecture
+from bitnas.search.labels import label_trial
 from bitnas.search.problem import Problem
 from bitnas.search.repeats import ATTR_REPEAT_VALUES, show_repeats
 from bitnas.spaces.architecture import Architecture
@@ -477,10 +478,9 @@ def propose(
             if budget.allows(cost):
                 dup = (seen or {}).get(arch.key())
                 return Proposal(trial, arch, cost, dup)
-            trial.set_user_attr(
-                ATTR_REJECTED,
-                f"over budget: {cost:,.0f} > {budget.bitops:,.0f} BitOps, not trained",
-            )
+            reason = f"over budget: {cost:,.0f} > {budget.bitops:,.0f} BitOps, not trained"
+            trial.set_user_attr(ATTR_REJECTED, reason)
+            label_trial(trial, f"**Infeasible** ({reason}): PRUNED before training.")
             study.tell(trial, state=TrialState.PRUNED)
         except BaseException as e:
             # Ctrl-C or an error between ask and the runner taking the trial over (sampling,

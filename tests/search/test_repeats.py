@@ -6,6 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 from optuna.trial import TrialState
+from optuna_dashboard._pareto_front import get_pareto_front_trials
 
 from bitnas.search import Problem, front_trials, make_sampler, optimize
 from bitnas.search import trials as trials_mod
@@ -47,7 +48,7 @@ def test_repeats_are_pruned_with_their_values_and_the_stored_front_has_no_repeat
     study = optuna.create_study(
         directions=problem.directions, sampler=optuna.samplers.RandomSampler(seed=0)
     )
-    optimize(study, problem, 6, progress=False)
+    optimize(study, problem, 15, progress=False)  # stored COMPLETE, 11 repeats would join the front
     trials = study.trials
     repeats = [t for t in trials if "duplicate_of" in t.user_attrs]
     assert repeats, "the tiny space must make the sampler repeat itself"
@@ -59,8 +60,11 @@ def test_repeats_are_pruned_with_their_values_and_the_stored_front_has_no_repeat
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     keys = [t.user_attrs["arch_key"] for t in complete]
     assert len(keys) == len(set(keys)) == len(problem.evaluator.seen)  # type: ignore[attr-defined]
-    # every reader of the storage sees bitnas's front: Optuna's best_trials too
-    assert {t.number for t in study.best_trials} == {t.number for t in front_trials(study)}
+    # every reader of the storage sees bitnas's front: optuna-dashboard's Best Trials (its own
+    # front of the COMPLETE trials, which keeps ties) and Optuna's best_trials
+    front = {t.number for t in front_trials(study)}
+    assert {t.number for t in get_pareto_front_trials(trials, study.directions)} == front
+    assert {t.number for t in study.best_trials} == front
     assert isinstance(study.sampler, RepeatsShown)
 
 
