@@ -105,13 +105,22 @@ def is_rejected(t: FrozenTrial) -> bool:
 
 
 COUNT_KEYS = (
-    "finished", "complete", "pruned", "failed", "duplicate", "rejected", "spare", "running"
+    "finished", "complete", "pruned", "failed", "retried", "duplicate", "rejected", "spare",
+    "running",
 )  # fmt: skip
 
 
 def counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    """Trials by outcome; ``finished`` (complete + pruned) is what counts toward a target."""
+    """Trials by outcome; ``finished`` (complete + pruned) is what counts toward a target.
+    A FAIL trial whose architecture a later trial trained to the end (the retry of an
+    abandoned or interrupted trial) is ``retried``, not ``failed``: nothing is left to retry."""
     c = dict.fromkeys(COUNT_KEYS, 0)
+    trained = {
+        t.user_attrs.get(ATTR_KEY)
+        for t in trials
+        if ATTR_DUPLICATE not in t.user_attrs
+        and (t.state == TrialState.COMPLETE or stopped_early(t))
+    }
     for t in trials:
         if t.state in (TrialState.RUNNING, TrialState.WAITING):
             c["running"] += 1
@@ -122,7 +131,7 @@ def counts(trials: list[FrozenTrial]) -> dict[str, int]:
         elif ATTR_SPARE in t.user_attrs:
             c["spare"] += 1
         elif t.state == TrialState.FAIL:
-            c["failed"] += 1
+            c["retried" if t.user_attrs.get(ATTR_KEY) in trained else "failed"] += 1
         else:
             c["finished"] += 1
             c["complete" if t.state == TrialState.COMPLETE else "pruned"] += 1
