@@ -53,8 +53,18 @@ class _StudyView:
     """A study whose trial lists show repeats COMPLETE (``as_sampled``); everything else,
     the storage included, is the study's own."""
 
-    def __init__(self, study: optuna.Study) -> None:
+    def __init__(self, study: optuna.Study, shown: dict[int, FrozenTrial]) -> None:
         self._study = study
+        self._shown = shown
+
+    def _as_sampled(self, t: FrozenTrial) -> FrozenTrial:
+        if not is_repeat(t):
+            return t
+        # a finished repeat never changes: copy it once, not at every sampler call
+        cached = self._shown.get(t._trial_id)
+        if cached is None:
+            cached = self._shown[t._trial_id] = as_sampled(t)
+        return cached
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
@@ -72,7 +82,7 @@ class _StudyView:
         if wanted is not None and TrialState.COMPLETE in wanted and TrialState.PRUNED not in wanted:
             asked = (*wanted, TrialState.PRUNED)  # repeats are stored PRUNED
         trials = self._study._get_trials(deepcopy=deepcopy, states=asked, use_cache=use_cache)
-        shown = [as_sampled(t) for t in trials]
+        shown = [self._as_sampled(t) for t in trials]
         return shown if wanted is None else [t for t in shown if t.state in wanted]
 
     def get_trials(
@@ -90,11 +100,15 @@ class RepeatsShown(optuna.samplers.BaseSampler):
 
     def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
         self.inner = inner
+        self._shown: dict[int, FrozenTrial] = {}  # trial id -> the repeat as shown
 
     def __getattr__(self, name: str) -> Any:  # the inner sampler's own attributes
-        if name == "inner":
+        if name in ("inner", "_shown"):
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+    def _view(self, study: optuna.Study) -> optuna.Study:
+        return _StudyView(study, self._shown)  # type: ignore[return-value]
 
     def __str__(self) -> str:
         return str(self.inner)
@@ -105,12 +119,12 @@ class RepeatsShown(optuna.samplers.BaseSampler):
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return self.inner.infer_relative_search_space(_view(study), trial)
+        return self.inner.infer_relative_search_space(self._view(study), trial)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        return self.inner.sample_relative(_view(study), trial, search_space)
+        return self.inner.sample_relative(self._view(study), trial, search_space)
 
     def sample_independent(
         self,
@@ -119,10 +133,12 @@ class RepeatsShown(optuna.samplers.BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        return self.inner.sample_independent(_view(study), trial, param_name, param_distribution)
+        return self.inner.sample_independent(
+            self._view(study), trial, param_name, param_distribution
+        )
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.inner.before_trial(_view(study), trial)
+        self.inner.before_trial(self._view(study), trial)
 
     def after_trial(
         self,
@@ -134,11 +150,7 @@ class RepeatsShown(optuna.samplers.BaseSampler):
         if state == TrialState.PRUNED and ATTR_REPEAT_VALUES in trial.user_attrs:
             values = [float(v) for v in trial.user_attrs[ATTR_REPEAT_VALUES]]
             state = TrialState.COMPLETE
-        self.inner.after_trial(_view(study), trial, state, values)
-
-
-def _view(study: optuna.Study) -> optuna.Study:
-    return _StudyView(study)  # type: ignore[return-value]
+        self.inner.after_trial(self._view(study), trial, state, values)
 
 
 def show_repeats(study: optuna.Study) -> None:
