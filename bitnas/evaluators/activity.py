@@ -1,4 +1,4 @@
-"""Measured activity: the bit density of what each layer is fed (DESIGN.md's event cost)."""
+"""Measured activity: the bit density of what each layer is fed (docs/design.md's event cost)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The unified activation model: a multi-level integrate-and-fire neuron (DESIGN.md).
+"""The unified activation model: a multi-level integrate-and-fire neuron (docs/design.md).
 
     v <- leak * v + I_t
     s_t = clamp(floor(v / theta), 0, 2**abits - 1)

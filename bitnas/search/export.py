@@ -13,6 +13,7 @@ import pyarrow as pa
 from optuna.trial import FrozenTrial, TrialState
 
 from bitnas.search.pareto import pareto_mask
+from bitnas.search.repeats import as_sampled
 from bitnas.search.trials import ATTR_ARCH, ATTR_ERROR, ATTR_KEY, ATTR_REJECTED, ATTR_SPARE
 
 __all__ = [
@@ -72,7 +73,9 @@ def _row(t: FrozenTrial, names: list[str], front: set[int]) -> dict[str, Any]:
         "duration_s": t.duration.total_seconds() if t.duration else None,
     }
     for i, n in enumerate(names):
-        row[n] = t.values[i] if t.values is not None else None
+        # a repeat (stored PRUNED) exports the values it re-told, as it did when stored COMPLETE
+        values = as_sampled(t).values
+        row[n] = values[i] if values is not None else None
     row["test_accuracy"] = ua.get("test_accuracy")
     row["dense_bitops"] = cost.get("bitops")
     row["event_bitops"] = ua.get("event_bitops")

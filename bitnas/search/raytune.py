@@ -470,7 +470,25 @@ def _init_ray(address: str) -> None:
             )
     except Exception as e:  # ConnectionError, RuntimeError, ...: all mean "no cluster there"
         where = address or os.environ.get("RAY_ADDRESS", "a new local Ray")
+        if _is_auth_error(e):
+            raise SpecError(f"cannot join Ray at {where}: {AUTH_HINT}") from None
         raise SpecError(f"cannot start or join Ray at {where}: {type(e).__name__}: {e}") from None
+
+
+#: What to do when a cluster with token authentication (Ray 2.60's default for clusters
+#: started with `ray start`) is joined from a shell without the token.
+AUTH_HINT = (
+    "the cluster requires an authentication token (Ray's token authentication, on by default "
+    "since Ray 2.60) and this shell has none. On the head's machine run "
+    "`export RAY_AUTH_TOKEN=$(ray get-auth-token)` (or `export RAY_AUTH_MODE=token`, which reads "
+    "~/.ray/auth_token); elsewhere set RAY_AUTH_TOKEN to the head's token. The same applies "
+    "to `ray job submit` (README.md, 'On Ray')"
+)
+
+
+def _is_auth_error(e: BaseException) -> bool:
+    text = f"{type(e).__name__}: {e}".lower()
+    return "authentication" in text or "auth_token" in text or "unauthenticated" in text
 
 
 def run_ray(

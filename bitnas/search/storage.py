@@ -60,11 +60,40 @@ def _sqlite_path(url: str) -> Path | None:
     return _file_path(url, "sqlite")
 
 
+#: Storage URL schemes bitnas opens (a database URL may name its driver: postgresql+psycopg2).
+SUPPORTED_SCHEMES = ("sqlite", "postgresql", "mysql", "journal")
+
+
+def check_url(url: str, source: str = "") -> None:
+    """Refuse a storage URL of a scheme bitnas cannot open, listing the supported ones;
+    ``source`` says where the URL came from (a file's [study] storage, --storage)."""
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
+    if scheme not in SUPPORTED_SCHEMES:
+        where = f" (from {source})" if source else ""
+        raise StorageError(
+            f"storage {url!r}{where} has an unsupported scheme {scheme!r}: use one of "
+            f"{', '.join(s + '://' for s in SUPPORTED_SCHEMES)} (e.g. sqlite:///runs/study.db, "
+            "journal:///runs/study.log, postgresql://user@host/db)"
+        )
+
+
 def _check_file(path: Path, url: str, create: bool) -> None:
     if not create and not path.exists():
         raise StorageError(f"no study storage at {path} (from {url}): run `bitnas run` first")
     if path.is_dir():
         raise StorageError(f"storage {url} names a folder, {path}; give a file path")
+    parent = path.parent
+    if create and not parent.exists() and path.is_absolute():
+        try:
+            inside = parent.resolve().is_relative_to(Path.cwd().resolve())
+        except OSError:
+            inside = False
+        if not inside:  # a typo in an absolute path must not create folders across the disk
+            raise StorageError(
+                f"the folder {parent} of storage {url} does not exist: create it first "
+                "(bitnas creates a missing folder only inside the working directory, "
+                "such as runs/)"
+            )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -83,6 +112,7 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             "storage must be a database URL (sqlite:///runs/study.db, postgresql://host/db) "
             f"or a journal file URL (journal:///runs/study.log), got {url!r}"
         )
+    check_url(url)
     if url.startswith("journal:"):
         return _open_journal(url, create)
     path = _sqlite_path(url)

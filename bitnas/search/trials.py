@@ -9,7 +9,8 @@ trial is a uniformly drawn feasible architecture instead (``proposed_by = feasib
 What counts toward a study's target ("finished"): trials that trained and produced a result —
 COMPLETE, or PRUNED by an early stopper. Failed trials do not count (a re-run retries them), nor
 do rejected proposals, nor duplicates (a proposal of an architecture the study already trained is
-told COMPLETE with that result, as feedback for the sampler, without training again). While the
+told that result, as feedback for the sampler, without training again: stored PRUNED with the
+values in ``repeat_values``, shown COMPLETE to the sampler, ``bitnas.search.repeats``). While the
 study runs with an early stopper, a proposal of an architecture the stopper already stopped is a
 duplicate too: it is told PRUNED with that trial's curve instead of being trained (training is
 deterministic, so the same curve would come again, and the stopper, with at least as many
@@ -45,7 +46,9 @@ from optuna.trial import FrozenTrial, TrialState
 from bitnas.errors import BudgetError
 from bitnas.evaluators._base import EvalResult
 from bitnas.search.artifacts import upload_architecture
+from bitnas.search.labels import label_trial
 from bitnas.search.problem import Problem
+from bitnas.search.repeats import ATTR_REPEAT_VALUES, show_repeats
 from bitnas.spaces.architecture import Architecture
 from bitnas.spaces.budget import Budget
 from bitnas.spaces.cost import COST_MODEL, cost_breakdown, event_bitops
@@ -102,7 +105,8 @@ def is_rejected(t: FrozenTrial) -> bool:
 
 
 COUNT_KEYS = (
-    "finished", "complete", "pruned", "failed", "duplicate", "rejected", "spare", "running"
+    "finished", "complete", "pruned", "failed", "retried", "duplicate", "rejected", "spare",
+    "running",
 )  # fmt: skip
 
 
@@ -122,10 +126,20 @@ def outcome(t: FrozenTrial) -> str:
 
 
 def counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    """Trials by outcome; ``finished`` (complete + pruned) is what counts toward a target."""
+    """Trials by outcome; ``finished`` (complete + pruned) is what counts toward a target.
+    A FAIL trial whose architecture a later trial trained to the end (the retry of an
+    abandoned or interrupted trial) is ``retried``, not ``failed``: nothing is left to retry."""
     c = dict.fromkeys(COUNT_KEYS, 0)
+    trained = {
+        t.user_attrs.get(ATTR_KEY)
+        for t in trials
+        if ATTR_DUPLICATE not in t.user_attrs
+        and (t.state == TrialState.COMPLETE or stopped_early(t))
+    }
     for t in trials:
         what = outcome(t)
+        if what == "failed" and t.user_attrs.get(ATTR_KEY) in trained:
+            what = "retried"
         c[what] += 1
         if what in ("complete", "pruned"):
             c["finished"] += 1
@@ -481,6 +495,7 @@ def propose(
     rejected = 0
     if n_trials is None:
         n_trials = len(study.get_trials(deepcopy=False))
+    show_repeats(study)  # the sampler learns from repeats, stored out of the front's way
     if unseen:
         if avoid is None:
             avoid = _not_to_draw(study.get_trials(deepcopy=False), seen or {})
@@ -511,10 +526,9 @@ def propose(
             if budget.allows(cost):
                 dup = (seen or {}).get(arch.key())
                 return Proposal(trial, arch, cost, dup)
-            trial.set_user_attr(
-                ATTR_REJECTED,
-                f"over budget: {cost:,.0f} > {budget.bitops:,.0f} BitOps, not trained",
-            )
+            reason = f"over budget: {cost:,.0f} > {budget.bitops:,.0f} BitOps, not trained"
+            trial.set_user_attr(ATTR_REJECTED, reason)
+            label_trial(trial, f"**Infeasible** ({reason}): PRUNED before training.")
             study.tell(trial, state=TrialState.PRUNED)
         except BaseException as e:
             # Ctrl-C or an error between ask and the runner taking the trial over (sampling,
@@ -578,8 +592,10 @@ MEASURED_ATTRS = (
 
 
 def tell_duplicate(study: optuna.Study, p: Proposal) -> FrozenTrial:
-    """Complete a proposal of an already trained architecture with that trial's results; a
-    proposal of an architecture an early stopper stopped is told PRUNED with its curve."""
+    """Close a proposal of an already trained architecture with that trial's results: PRUNED,
+    re-telling its values in ``repeat_values`` (samplers see it COMPLETE, see
+    ``bitnas.search.repeats``); a proposal of an architecture an early stopper stopped is told
+    PRUNED with its curve."""
     src = p.duplicate_of
     assert src is not None
     for k in MEASURED_ATTRS:
@@ -593,7 +609,10 @@ def tell_duplicate(study: optuna.Study, p: Proposal) -> FrozenTrial:
         p.trial.set_user_attr(ATTR_STOPPED, f"as trial {src.number}, not trained again: {why}")
         return study.tell(p.trial, state=TrialState.PRUNED)
     assert src.values is not None
-    return study.tell(p.trial, list(src.values))
+    # stored PRUNED, so the study's COMPLETE trials (the dashboard's front, best_trials) are the
+    # trained ones; its sampler still sees it COMPLETE with these values (repeats.py)
+    p.trial.set_user_attr(ATTR_REPEAT_VALUES, list(src.values))
+    return study.tell(p.trial, state=TrialState.PRUNED)
 
 
 def tell_failure(study: optuna.Study, p: Proposal, exc: BaseException) -> FrozenTrial:

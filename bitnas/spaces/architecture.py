@@ -19,7 +19,7 @@ __all__ = [
     "check_bits",
 ]
 
-#: Bit width that stands for "not quantized" (float32), as in DESIGN.md's cost model.
+#: Bit width that stands for "not quantized" (float32), as in docs/design.md's cost model.
 FULL_PRECISION = 32
 #: Largest integer bit width a quantizer accepts; above it only FULL_PRECISION is legal.
 MAX_INT_BITS = 16

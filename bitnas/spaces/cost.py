@@ -1,4 +1,4 @@
-"""The one cost model of DESIGN.md, as pure functions of an :class:`Architecture`.
+"""The one cost model of docs/design.md, as pure functions of an :class:`Architecture`.
 
 For layer l, ``MACs_l`` are the multiply-accumulates of one sample at one timestep. The bits fed
 to layer l over a whole forward pass (all T steps) are

@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 import pyarrow as pa
 
-from bitnas.errors import SpecError, StorageError
+from bitnas.errors import BudgetError, SpecError, StorageError
 from bitnas.search import (
     counts,
     create_or_load_study,
@@ -31,7 +31,7 @@ from bitnas.search import (
 )
 from bitnas.search.artifacts import put_study_file
 from bitnas.search.problem import Problem
-from bitnas.search.storage import exclusive_writer, redact
+from bitnas.search.storage import check_url, exclusive_writer, redact
 from bitnas.search.warm_start import WarmStart, enqueue_front
 from bitnas.studies.loader import load_spec
 from bitnas.studies.spec import StudySpec
@@ -130,6 +130,8 @@ def run(
             f"{spec.source or 'this spec'} is a sweep (it has a [sweep] section): run it with "
             "`bitnas run` or bitnas.studies.sweep.run_sweep, one study per cell"
         )
+    if storage is not None:  # the file's own storage was checked as the file was loaded
+        check_url(storage, source="--storage")
     spec = spec.replace(trials=trials, sampler=sampler, storage=storage, seed=seed, stopper=stopper)
     if backend != "ray" and (address is not None or max_concurrent is not None):
         raise SpecError("--address and --max-concurrent apply only with --backend ray")
@@ -137,7 +139,12 @@ def run(
     _check_job_storage(spec.study.storage, backend)
     st = spec.study
     problem = spec.problem()
-    problem.check_feasible()  # before the storage: an infeasible study leaves nothing behind
+    try:
+        problem.check_feasible()  # before the storage: an infeasible study leaves nothing behind
+    except BudgetError as e:
+        if not spec.source:
+            raise
+        raise BudgetError(f"{e} (in [budget] of {spec.source})") from None
     with exclusive_writer(st.storage):
         return _run(spec, problem, backend, progress, warm_start, warm_start_storage)
 

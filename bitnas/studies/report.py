@@ -15,15 +15,17 @@ def format_counts(c: dict[str, int]) -> str:
     detail = [f"{c[k]} {k}" for k in ("complete", "pruned") if c.get(k)]
     if detail:
         parts[0] += f" ({', '.join(detail)})"
-    if c.get("failed"):
+    if c.get("failed", 0) > 0:  # in a run's additions, a retried failure counts -1 here
         parts.append(f"{c['failed']} failed (a re-run retries them)")
+    if c.get("retried", 0) > 0:
+        parts.append(f"{c['retried']} failed and since retried to the end")
     if c.get("duplicate"):
         parts.append(f"{c['duplicate']} repeated proposals answered from earlier trials")
     if c.get("rejected"):
         parts.append(f"{c['rejected']} over budget, not trained")
     if c.get("spare"):
         parts.append(f"{c['spare']} spare, not trained (other runs' trials made the target)")
-    if c.get("running"):
+    if c.get("running", 0) > 0:
         parts.append(f"{c['running']} running")
     return ", ".join(parts)
 

@@ -353,22 +353,28 @@ def _short_names(sources: Sequence[Source]) -> dict[str, str]:
 
 def _plot_density(front: Sequence[Record], path: Path, short: dict[str, str]) -> None:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
-    for r in front:
-        if r.densities is None:
-            continue
+    # tab10's ten distinct hues, then the same hues with other markers and dashes (tab20's
+    # pairs of light and dark shades of one hue are hard to tell apart)
+    colours, markers, dashes = plt.get_cmap("tab10"), "os^Dv", ("-", "--", ":")
+    drawn = [r for r in front if r.densities is not None]
+    for i, r in enumerate(drawn):
+        assert r.densities is not None
         ax.plot(
             range(len(r.densities)),
             r.densities,
-            marker="o",
+            color=colours(i % 10),
+            marker=markers[(i // 10) % len(markers)],
+            ls=dashes[(i // 50) % len(dashes)],
             lw=1,
             label=f"#{r.number} {short[r.study] if len(short) > 1 else ''} "
             f"T={r.timesteps} a={'/'.join(map(str, r.abits))}",
         )
     ax.axhline(INFORMATION_EFFICIENT_DENSITY, color="black", ls="--", lw=1, label="50%")
     ax.set_xlabel("layer (its input's bit density; 0 = the network input)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
     ax.set_ylabel("fraction of 1-bits")
     ax.set_ylim(0, 1)
     ax.set_title("Measured bit density per layer, front points")
@@ -432,20 +438,35 @@ def _acc(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
-def _iso_text(c: IsoCell) -> str:
+def _iso_text(c: IsoCell, win: bool = False) -> str:
+    """A cell of the iso-budget table; ``win``: the budget's best family, the one in bold."""
     f = c.found
     if not f:
         return f"- (n={'+'.join(map(str, c.n))})"
     n = "+".join(map(str, c.n))
+    b = "**" if win else ""
     if len(c.best) == 1:
         r = f[0]
-        return f"**{r.val:.3f}** (#{r.number}, test {_acc(r.test)}, n={n})"
+        return f"{b}{r.val:.3f}{b} (#{r.number}, test {_acc(r.test)}, n={n})"
     vals = [r.val for r in f]
     tests = [r.test for r in f if r.test is not None]
     return (
-        f"**{mean(vals):.3f}** (seeds {', '.join(f'{v:.3f}' for v in vals)}; "
+        f"{b}{mean(vals):.3f}{b} (seeds {', '.join(f'{v:.3f}' for v in vals)}; "
         f"test {_acc(mean(tests) if tests else None)}; n={n})"
     )
+
+
+def _winners(cells: Sequence[IsoCell]) -> set[tuple[str, float]]:
+    """(family, budget) of the best (seed-mean) accuracy at each budget; ties all win."""
+    best: dict[float, float] = {}
+    for c in cells:
+        if c.mean_val is not None:
+            best[c.budget] = max(best.get(c.budget, c.mean_val), c.mean_val)
+    return {
+        (c.allocation, c.budget)
+        for c in cells
+        if c.mean_val is not None and c.mean_val == best[c.budget]
+    }
 
 
 def _verdicts(cells: Sequence[IsoCell], budgets: Sequence[float]) -> list[str]:
@@ -577,10 +598,18 @@ def write_report(
         "> 1.",
         "",
     ]
+    wins = _winners(cells)
     lines += _md_table(
         ["family", *[f"{_fmt_ops(b)} BitOps" for b in budgets]],
         [
-            [ALLOCATIONS.get(a).label, *[_iso_text(c) for c in cells if c.allocation == a]]
+            [
+                ALLOCATIONS.get(a).label,
+                *[
+                    _iso_text(c, (c.allocation, c.budget) in wins)
+                    for c in cells
+                    if c.allocation == a
+                ],
+            ]
             for a in ORDER
         ],
     )
@@ -642,7 +671,7 @@ def write_report(
         "",
         "## Event-driven BitOps saving (front points)",
         "",
-        "Event BitOps count only the 1-bits actually fed to each layer (DESIGN.md): the cost "
+        "Event BitOps count only the 1-bits actually fed to each layer (docs/design.md): the cost "
         "of a bit-serial, spike-driven implementation of the same network.",
         "",
     ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bitnas.errors import RegistryError, SpecError
+from bitnas.errors import RegistryError, SpecError, StorageError
 from bitnas.evaluators import DataSpec, TrainedEvaluator, TrainSpec, dataset_info
 from bitnas.evaluators._base import Evaluator
 from bitnas.evaluators.limits import TrialLimits, limited
@@ -26,6 +26,7 @@ from bitnas.search.problem import Problem
 from bitnas.search.raytune import RaySettings
 from bitnas.search.samplers import SAMPLERS
 from bitnas.search.stopping import STOPPERS, Stopper, make_stopper
+from bitnas.search.storage import check_url
 from bitnas.spaces import SPACES, Budget, SearchSpace
 from bitnas.spaces.architecture import NeuronSpec
 from bitnas.studies.sweep import SweepSection
@@ -66,6 +67,10 @@ class StudySection:
                 f"URL like journal:///runs/x.log, got {self.storage!r}",
                 field="storage",
             )
+        try:
+            check_url(self.storage)
+        except StorageError as e:
+            raise SpecError(f"`storage`: {e}", field="storage") from None
         t = self.trials
         if isinstance(t, bool) or not isinstance(t, int) or t < 0:
             raise SpecError(f"`trials` must be an integer >= 0, got {t!r}", field="trials")

@@ -1,4 +1,4 @@
-"""The multi-level IF neuron against a hand-written reference of DESIGN.md's equations."""
+"""The multi-level IF neuron against a hand-written reference of docs/design.md's equations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bitnas.evaluators.neuron import MultiLevelIF
 
 
 def reference(current, theta, abits, leak, v_init):
-    """DESIGN.md's equations, one scalar at a time."""
+    """docs/design.md's equations, one scalar at a time."""
     levels = 2**abits - 1
     v = v_init * theta
     out = []

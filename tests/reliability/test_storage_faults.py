@@ -70,6 +70,7 @@ def test_corrupted_storage_is_a_clear_error_and_left_alone(tmp_path, name, garba
 @pytest.mark.parametrize("scheme", ["sqlite", "journal"])
 def test_study_name_taken_with_other_directions(tmp_path, scheme):
     data = tmp_path / "data"
+    data.mkdir()  # an absolute path's folder must exist (storage.py)
     url = f"{scheme}:///{data}/s.{'db' if scheme == 'sqlite' else 'log'}"
     store = bitnas.search.open_storage(url)
     other = optuna.create_study(storage=store, study_name="s", directions=["minimize"] * 2)
@@ -89,6 +90,7 @@ def test_study_name_taken_with_other_directions(tmp_path, scheme):
 
 
 def test_study_measured_under_other_settings(tmp_path):
+    (tmp_path / "data").mkdir()  # an absolute path's folder must exist (storage.py)
     url = f"journal:///{tmp_path}/data/s.log"
     f = study_file(tmp_path, url)
     bitnas.run(f, trials=2, progress=False)

@@ -17,7 +17,8 @@ from tests.conftest import SpyEvaluator, small_space
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_sqlite_folder_is_created(tmp_path):
+def test_sqlite_folder_is_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # inside the working directory (outside: refused, see below)
     url = f"sqlite:///{tmp_path}/deep/er/s.db"
     open_storage(url)
     assert (tmp_path / "deep" / "er").is_dir()
@@ -170,3 +171,52 @@ def test_processes_creating_one_new_database_at_once_all_open_it(tmp_path):
         for p in procs:
             _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err[-2000:]
+
+
+def test_a_missing_folder_outside_the_working_directory_is_refused_not_created(
+    tmp_path, monkeypatch
+):
+    from bitnas.search.storage import open_storage
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    far = tmp_path / "nonexistent" / "dir"
+    for url in (f"sqlite:///{far}/x.db", f"journal:///{far}/x.log"):
+        with pytest.raises(StorageError, match=rf"the folder {far} of storage .* does not exist"):
+            open_storage(url)
+    assert not far.parent.exists()
+    open_storage("sqlite:///runs/x.db")  # the default's runs/ is still created
+    open_storage(f"sqlite:///{work}/deeper/y.db")  # as is any folder inside the working dir
+    assert (work / "runs" / "x.db").exists() and (work / "deeper" / "y.db").exists()
+
+
+def test_unsupported_schemes_list_the_supported_ones_and_name_their_source(tmp_path):
+    from bitnas.errors import SpecError
+    from bitnas.search.storage import check_url, open_storage
+    from bitnas.studies.api import run
+    from tests.conftest import small_study_toml
+
+    with pytest.raises(StorageError, match=r"unsupported scheme 'mongodb': use one of sqlite://"):
+        open_storage("mongodb://h/db")
+    check_url("postgresql+psycopg2://u@h/db")  # a driver suffix is fine
+    bad = tmp_path / "bad.toml"
+    bad.write_text(small_study_toml("s", bitops="60_000", epochs=1, storage="mongodb://h/db"))
+    with pytest.raises(SpecError, match=r"unsupported scheme 'mongodb'.*bad\.toml"):
+        run(bad, storage=f"sqlite:///{tmp_path}/ok.db")  # checked even when overridden
+    good = tmp_path / "good.toml"
+    good.write_text(small_study_toml("s", bitops="60_000", epochs=1))
+    with pytest.raises(StorageError, match=r"'redis://h' \(from --storage\) has an unsupported"):
+        run(good, storage="redis://h")
+
+
+def test_a_budget_below_the_cheapest_names_the_file(tmp_path):
+    from bitnas.errors import BudgetError
+    from bitnas.studies.api import run
+    from tests.conftest import small_study_toml
+
+    f = tmp_path / "tight.toml"
+    f.write_text(small_study_toml("s", bitops="10", epochs=1, storage=f"sqlite:///{tmp_path}/t.db"))
+    with pytest.raises(BudgetError, match=r"\(in \[budget\] of .*tight\.toml\)"):
+        run(f)
+    assert not (tmp_path / "t.db").exists()

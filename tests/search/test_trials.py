@@ -124,3 +124,34 @@ def test_running_trials_of_a_dead_run_are_closed_and_live_ones_kept():
         .user_attrs["error"]
         .startswith(f"abandoned: the run that owned it (pid {dead})")
     )
+
+
+def test_a_failure_retried_to_the_end_is_counted_retried_not_failed():
+    """A run killed mid-trial leaves it RUNNING; the next run closes it FAIL and trains its
+    architecture first: the counts then say it was retried, no longer that a re-run would."""
+    import subprocess
+    import sys
+
+    from bitnas.search.trials import OWNER, close_abandoned, propose
+    from bitnas.studies.report import format_counts
+
+    problem = Problem(space=small_space(), evaluator=SpyEvaluator(), budget=Budget(60_000))
+    study = optuna.create_study(
+        directions=problem.directions, sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    optimize(study, problem, 2, progress=False)
+    p = propose(study, problem)  # the killed run's trial: recorded, never told
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    p.trial.set_user_attr("owner", f"{OWNER.split(':')[0]}:{dead}")
+    assert close_abandoned(study) == 1
+    assert counts(study.trials)["failed"] == 1
+    before = counts(study.trials)
+    optimize(study, problem, 1, progress=False)  # trains the abandoned architecture first
+    after = counts(study.trials)
+    assert (after["failed"], after["retried"], after["finished"]) == (0, 1, 3)
+    assert "since retried" in format_counts(after) and "re-run retries" not in format_counts(after)
+    added = {k: after[k] - before[k] for k in after}
+    assert format_counts(added) == (
+        "1 finished trials (1 complete), 1 failed and since retried to the end"
+    )

@@ -1,4 +1,4 @@
-"""BitOps of hand-computed architectures equal DESIGN.md's formula exactly."""
+"""BitOps of hand-computed architectures equal docs/design.md's formula exactly."""
 
 from __future__ import annotations
 

@@ -171,3 +171,46 @@ def test_dashboard_shows_objectives_trials_attrs_artifacts_and_only_feasible_bes
         proc.terminate()
         proc.wait(timeout=30)
     assert proc.returncode is not None
+
+
+@pytest.mark.slow
+def test_dashboard_best_trials_are_the_front_bitnas_pareto_prints(tmp_path, capsys):
+    """A study with repeats and over-budget trials: the dashboard's Best Trials (its Pareto
+    front) are exactly the trials `bitnas pareto` prints, each architecture once, and each
+    over-budget trial's page says it is infeasible in its note."""
+    db = tmp_path / "front.db"
+    url = f"sqlite:///{db}"
+    space = small_space(depth=(1, 2), width=(16,), wbits=(2, 8), abits=(1, 4), timesteps=(1,))
+    costs = sorted(bitops(a) for a in space.grid())
+    problem = Problem(space=space, evaluator=SpyEvaluator(), budget=Budget(costs[len(costs) // 2]))
+    study = create_or_load_study(open_storage(url), "front", problem, make_sampler("nsga2", 0), url)
+    optimize(study, problem, 15, progress=False)
+    trials = study.get_trials()
+    assert any("duplicate_of" in t.user_attrs for t in trials), "the study must hold repeats"
+    assert any("rejected" in t.user_attrs for t in trials), "and over-budget trials"
+
+    assert main(["pareto", "front", "--storage", url]) == 0
+    printed = {
+        int(m.group(1)) for m in re.finditer(r"^\s*(\d+)\s+0\.\d+", capsys.readouterr().out, re.M)
+    }
+    assert printed
+    proc, base = _start_dashboard(db)
+    try:
+        (sid,) = [s["study_id"] for s in json.loads(_get(f"{base}/api/studies"))["study_summaries"]]
+        d = json.loads(_get(f"{base}/api/studies/{sid}"))
+        best = {b["number"] for b in d["best_trials"]}
+        assert best == printed
+        complete = [t for t in d["trials"] if t["state"] == "Complete"]
+        keys = [
+            next(a["value"] for a in t["user_attrs"] if a["key"] == "arch_key") for t in complete
+        ]
+        assert len(keys) == len(set(keys))  # no architecture twice among the results
+        for t in d["trials"]:
+            attrs = {a["key"] for a in t["user_attrs"]}
+            if "rejected" in attrs:
+                assert t["note"]["body"].startswith("**Infeasible** (over budget:"), t["note"]
+            else:
+                assert t["note"]["body"] == ""
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

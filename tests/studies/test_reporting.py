@@ -134,7 +134,8 @@ def iso_rows(md: str) -> dict[str, list[float | None]]:
         line = next(x for x in md.splitlines() if x.startswith(f"| {ALLOCATIONS.get(a).label} |"))
         cells = line.strip("|").split("|")[1:]
         rows[a] = [
-            float(m.group(1)) if (m := re.search(r"\*\*([0-9.]+)\*\*", c)) else None for c in cells
+            float(m.group(1)) if (m := re.match(r"\s*(?:\*\*)?([0-9]\.[0-9]+)", c)) else None
+            for c in cells
         ]
     return rows
 
@@ -167,6 +168,13 @@ def test_report_of_one_study_matches_its_trials(tmp_path):
         assert f"]({f})" in md
     budgets = [BUDGET / 4, BUDGET / 2, BUDGET]
     rows = iso_rows(md)
+    table = md.split("## Iso-budget")[1].split("\n\n")[2]
+    for col in range(len(budgets)):  # one bold cell per budget: its winner
+        bold = [
+            ln.strip("|").split("|")[1 + col].strip().startswith("**")
+            for ln in table.splitlines()[2:]
+        ]
+        assert sum(bold) == 1, table
     seen = 0
     for a in ORDER:
         want = [best_in(study, a, b) for b in budgets]
@@ -213,3 +221,18 @@ def test_bitnas_report_writes_a_report_for_a_stored_study(tmp_path, capsys):
     md = (tmp_path / "out" / "report.md").read_text()
     assert md.startswith("# bitnas report: study 's'")
     assert_png(tmp_path / "out" / "pareto.png")
+
+
+def test_only_the_winning_family_of_each_budget_is_bold():
+    from bitnas.studies.reporting import IsoCell, _iso_text, _winners
+
+    cells = [
+        IsoCell("binary_spikes", 1e6, (rec(1, 0.80, 9e5),), (5,)),
+        IsoCell("single_step", 1e6, (rec(2, 0.90, 8e5),), (5,)),
+        IsoCell("binary_spikes", 2e6, (rec(3, 0.95, 1.9e6),), (5,)),
+        IsoCell("single_step", 2e6, (None,), (0,)),
+    ]
+    wins = _winners(cells)
+    assert wins == {("single_step", 1e6), ("binary_spikes", 2e6)}
+    texts = [_iso_text(c, (c.allocation, c.budget) in wins) for c in cells]
+    assert [t.startswith("**") for t in texts] == [False, True, True, False]
