@@ -343,15 +343,22 @@ def test_a_space_too_large_to_enumerate_gets_feasible_generated_candidates():
 def test_warp_is_monotone_and_its_inverse_extends_beyond_the_observed_range():
     from bitnas.search.known_cost import Warp
 
-    y = np.array([0.1, 0.1, 0.85, 0.9, 0.91, 0.93])  # two broken architectures
+    # ten sound architectures and two broken ones
+    y = np.array([0.1, 0.1, 0.84, 0.85, 0.86, 0.87, 0.88, 0.88, 0.9, 0.91, 0.92, 0.93])
     w = Warp(y)
-    z = w.forward(np.array([0.05, 0.1, 0.88, 0.93, 0.95]))
+    probe = np.array([0.0, 0.05, 0.1, 0.88, 0.93, 0.95])
+    z = w.forward(probe)
     assert np.all(np.diff(z) > 0)
-    assert w.inverse(w.forward(np.array([0.9])))[0] == pytest.approx(0.9)
+    assert np.allclose(w.inverse(z), probe)
     # beyond the best value seen, a higher score still means a higher accuracy
-    assert w.inverse(np.array([z[3] + 1.0]))[0] > 0.93
-    # the broken values do not stretch the top: one score step up there is a small gain
-    assert w.inverse(np.array([z[3] + 0.5]))[0] - 0.93 < 0.05
+    assert w.inverse(np.array([z[4] + 1.0]))[0] > 0.93
+    # the broken values are compressed: they do not set the scale of the good ones
+    plain = (y - y.mean()) / y.std()
+    gap = lambda s: s[-1] - s[2]  # noqa: E731  (best vs worst good one)
+    assert gap(w.z_obs) > 1.5 * gap(plain)
+    # and good architectures keep their spacing (linear above the fence)
+    good = w.forward(np.array([0.86, 0.88, 0.9]))
+    assert good[1] - good[0] == pytest.approx(good[2] - good[1])
 
 
 def test_warped_ehvi_matches_monte_carlo_and_the_noise_margin_discounts_ties():

@@ -33,6 +33,8 @@ NOT_RUN_ATTRS = frozenset({"spare"})
 #: observation (and at every one while data is scarce); in between only the posterior is
 #: updated, which is what bounds an ask's time.
 REFIT_EVERY = 10
+#: Multiples of the model's noise an improvement must exceed to count first (0: any).
+NOISE_MARGIN = 1.0
 
 
 class _Observed:
@@ -111,7 +113,7 @@ class KnownCostSampler(BaseSampler):
     reference value (default: the worst point of the observed front less a tenth of its
     range). The first ``n_startup_trials`` are spread over cost at random.
 
-    The surrogate is a Gaussian process on the objective's normal scores (bounded subsample,
+    The surrogate is a Gaussian process on the objective's robust scores (bounded subsample,
     ``_surrogate``); the acquisition is the expected hypervolume improvement beyond the
     model's noise (``_acquisition``), so a candidate that can only tie the front is not spent
     while others may improve it. Never proposes a candidate over budget, nor one already
@@ -251,7 +253,7 @@ class KnownCostSampler(BaseSampler):
         self, params: Sequence[Params], k: float = 2.0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The model's (median, lower, upper) objective at each parameter set, the bounds
-        ``k`` standard deviations out in normal-score space (as maximised; negate for a
+        ``k`` standard deviations out in the warped space (as maximised; negate for a
         minimised objective), from the fit of the last ask. Raises if the model has not been
         fitted yet (the start-up trials use none)."""
         if self._surrogate is None or self._pool is None:
@@ -350,7 +352,7 @@ class KnownCostSampler(BaseSampler):
         # times the model's noise
         warp = sur.warp
         zb = warp.forward(best)
-        margin = np.maximum(warp.inverse(zb + sur.noise_sd_z) - best, 0.0)
+        margin = np.maximum(warp.inverse(zb + NOISE_MARGIN * sur.noise_sd_z) - best, 0.0)
         cx = pool.x_of(cand)
         score = expected_improvement_warped(cx, mu, sd, warp, edges, best, margin)
         plain = expected_improvement_warped(cx, mu, sd, warp, edges, best, 0.0)

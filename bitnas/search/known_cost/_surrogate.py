@@ -1,7 +1,7 @@
 """The known-cost sampler's model of the objective: a Gaussian process on warped values,
 with hyperparameters fitted on a bounded subsample and a posterior over a bounded set.
 
-- Targets are the objective's normal scores (``Warp``): robust to broken architectures and
+- Targets are the objective's robust scores (``Warp``): robust to broken architectures and
   heavy tails, and the model's 2-sigma intervals, mapped back through the warp, are intervals
   in objective units (the benchmark measures how often they hold held-out truths).
 - Kernel hyperparameters (ARD Matern 5/2, categorical dimensions by Hamming distance, noise)
@@ -103,7 +103,7 @@ class Surrogate:
 
     @property
     def noise_sd_z(self) -> float:
-        """The fitted noise, as a standard deviation in normal-score units."""
+        """The fitted noise, as a standard deviation in warped units."""
         return math.sqrt(self.noise) * self._z_sd
 
     # -- the kernel as matrix products -----------------------------------------------------
@@ -136,7 +136,7 @@ class Surrogate:
 
     # -- prediction ------------------------------------------------------------------------
     def predict(self, X: np.ndarray, noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation of the warped objective (normal scores) at ``X``. With
+        """Mean and standard deviation of the warped objective at ``X``. With
         ``noise`` the deviation includes the observation noise (intervals for what a trial
         would report); without it, only the model's uncertainty about the function, which is
         what a proposal can learn about."""
@@ -151,7 +151,7 @@ class Surrogate:
 
     def interval(self, X: np.ndarray, k: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(median, lower, upper) of the objective at ``X`` in objective units: the
-        ``mu +- k sigma`` interval of the normal scores mapped back through the warp."""
+        ``mu +- k sigma`` interval of the warped scores mapped back through the warp."""
         assert self.warp is not None
         mu, sd = self.predict(X)
         w = self.warp
