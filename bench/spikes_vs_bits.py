@@ -58,13 +58,20 @@ class Size:
     lrs: tuple[float, ...]
     pairs: tuple[int, ...]  # indices into PAIRS
     fidelities: tuple[str, ...]
+    #: fewer pairs at a fidelity (its name -> indices into PAIRS); default: ``pairs``
+    fewer: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: fidelities that reuse another's learning-rate choice instead of a pilot of their own
+    lr_from: tuple[tuple[str, str], ...] = ()
+
+    def pairs_at(self, fid: str) -> tuple[int, ...]:
+        return dict(self.fewer).get(fid, self.pairs)
 
 
 FIDELITIES: dict[str, dict[str, Any]] = {
     # the committed exhaustive table's schedule
     "short": {"until": "epochs", "epochs": 10},
-    # to a validation plateau: 5 epochs without a gain, at most 40
-    "converged": {"until": "converged", "epochs": 40, "patience": 5, "min_delta": 0.0},
+    # to a validation plateau: 4 epochs without a gain, at most 30
+    "converged": {"until": "converged", "epochs": 30, "patience": 4, "min_delta": 0.0},
 }
 
 SIZES: dict[str, Size] = {
@@ -79,8 +86,12 @@ SIZES: dict[str, Size] = {
         structures=((16, (1, 1)),),
         seeds=(0, 1, 2, 3, 4),
         lrs=(3e-3, 1e-2),
-        pairs=(0, 1, 2, 3),
+        pairs=(0, 3),
         fidelities=("short", "converged"),
+        # what this shared 2-core session could afford (~0.3 of a core): when converged, only
+        # the first pair, at the rates the short pilot chose
+        fewer=(("converged", (0,)),),
+        lr_from=(("converged", "short"),),
     ),
 }
 PILOT_SEED = 100  # learning rates are chosen on this seed; the comparison uses others
@@ -120,9 +131,9 @@ def architecture(width: int, depths: tuple[int, int], t: int, abits: int) -> Any
     raise SystemExit(f"no cnn1d with depths {depths}")
 
 
-def configs(size: Size) -> list[tuple[int, int]]:
+def configs(size: Size, fid: str) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
-    for i in size.pairs:
+    for i in size.pairs_at(fid):
         for c in PAIRS[i][:2]:
             if c not in out:  # type: ignore[comparison-overlap]
                 out.append(c)  # type: ignore[arg-type]
@@ -174,7 +185,7 @@ def _train(
 
 def _jobs_pilot(size: Size, fid: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
     width, depths = size.structures[0]
-    for t, a in configs(size):
+    for t, a in configs(size, fid):
         for lr in size.lrs:
             yield (
                 _key("pilot", fid, width, depths, t, a, lr, PILOT_SEED),
@@ -184,9 +195,10 @@ def _jobs_pilot(size: Size, fid: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
 
 def chosen_lrs(size: Size, fid: str, done: dict[str, dict[str, Any]]) -> dict[str, float] | None:
     """Per family, the rate with the best mean pilot validation accuracy (None: pilot open)."""
+    fid = dict(size.lr_from).get(fid, fid)
     width, depths = size.structures[0]
     by: dict[str, dict[float, list[float]]] = {}
-    for t, a in configs(size):
+    for t, a in configs(size, fid):
         for lr in size.lrs:
             row = done.get(_key("pilot", fid, width, depths, t, a, lr, PILOT_SEED))
             if row is None:
@@ -200,7 +212,7 @@ def _jobs_main(
 ) -> Iterator[tuple[str, tuple[Any, ...]]]:
     for seed in size.seeds:  # seed-major: an interrupted run has whole seeds
         for width, depths in size.structures:
-            for t, a in configs(size):
+            for t, a in configs(size, fid):
                 lr = lrs[family(t, a)]
                 yield (
                     _key("main", fid, width, depths, t, a, lr, seed),
@@ -236,7 +248,8 @@ def run(size: Size, path: Path, workers: int) -> None:
             for stage in ("pilot", "main"):
                 done = read_journal(path)
                 if stage == "pilot":
-                    jobs = list(_jobs_pilot(size, fid))
+                    own = fid not in dict(size.lr_from)
+                    jobs = list(_jobs_pilot(size, fid)) if own else []
                 else:
                     lrs = chosen_lrs(size, fid, done)
                     assert lrs is not None
@@ -257,8 +270,11 @@ def run(size: Size, path: Path, workers: int) -> None:
 
 
 def plan(size: Size, path: Path) -> str:
-    n_pilot = len(size.fidelities) * len(configs(size)) * len(size.lrs)
-    n_main = len(size.fidelities) * len(size.structures) * len(configs(size)) * len(size.seeds)
+    per_fid = sum(len(configs(size, f)) for f in size.fidelities)
+    n_pilot = sum(
+        len(configs(size, f)) for f in size.fidelities if f not in dict(size.lr_from)
+    ) * len(size.lrs)
+    n_main = per_fid * len(size.structures) * len(size.seeds)
     done = read_journal(path)
     secs = {f: [r["seconds"] for r in done.values() if r["fidelity"] == f] for f in size.fidelities}
     parts = [f"{n_pilot} pilot + {n_main} main networks"]
@@ -266,7 +282,8 @@ def plan(size: Size, path: Path) -> str:
     for f in size.fidelities:
         if secs[f]:
             per = statistics.mean(secs[f])
-            k = (n_pilot + n_main) / len(size.fidelities)
+            pilots = 0 if f in dict(size.lr_from) else len(size.lrs)
+            k = len(configs(size, f)) * (pilots + len(size.structures) * len(size.seeds))
             est += per * k
             parts.append(f"{f}: {per:.0f} s per network measured")
     if est:
@@ -314,7 +331,8 @@ def report(size: Size, path: Path, metric: str) -> str:
         secs = sum(r["seconds"] for r in rows)
         lines += [
             f"\n### {fid} ({FIDELITIES[fid]}): learning rate per family (chosen on validation, "
-            f"pilot seed {PILOT_SEED}): " + ", ".join(f"{k} {v:g}" for k, v in sorted(lrs.items())),
+            f"pilot seed {PILOT_SEED}, {dict(size.lr_from).get(fid, fid)} fidelity): "
+            + ", ".join(f"{k} {v:g}" for k, v in sorted(lrs.items())),
             "",
             f"{len(rows)} networks, epochs run {min(eps, default=0)}-{max(eps, default=0)} "
             f"(mean {statistics.mean(eps) if eps else 0:.1f}), {conv} stopped on a plateau, "
@@ -324,7 +342,7 @@ def report(size: Size, path: Path, metric: str) -> str:
             "(mean) | single (mean) | spiking - single, 95% CI | paired t p | spiking wins |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for i in size.pairs:
+        for i in size.pairs_at(fid):
             (ts, as_), (t1, a1), match = PAIRS[i]
             pooled_d: list[float] = []
             pooled_s: list[float] = []
