@@ -384,7 +384,36 @@ def report(size: Size, path: Path, metric: str) -> str:
                     f"{_paired(pooled_s, pooled_q):.3g} | "
                     f"{sum(d > 0 for d in pooled_d)}/{len(pooled_d)} |"
                 )
+        lines += _densities(size, fid, main)
     return "\n".join(lines)
+
+
+def _densities(size: Size, fid: str, main: dict[Any, dict[str, Any]]) -> list[str]:
+    """Per allocation, the test-split 1-bit density of each bit plane of the hidden layers'
+    inputs (mean over layers, seeds and structures) against the 50% premise."""
+    lines = [
+        "",
+        f"Measured 1-bit density of hidden-layer inputs ({fid}; per plane, LSB first, mean over "
+        "hidden layers, seeds and structures; the premise is 50%, an event-driven saving <= 2x):",
+        "",
+        "| allocation | networks | per plane (%) | overall | event-driven saving |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for t, a in configs(size, fid):
+        planes: list[list[float]] = []
+        for (_, _, tt, aa, _), r in sorted(main.items()):
+            if (tt, aa) == (t, a) and r.get("plane_densities"):
+                planes += [p for p in r["plane_densities"][1:] if p]  # 0: the input
+        if not planes:
+            continue
+        per = [statistics.mean(p[k] for p in planes) for k in range(len(planes[0]))]
+        d = statistics.mean(per)
+        n = sum(1 for k, r in main.items() if (k[2], k[3]) == (t, a))
+        lines.append(
+            f"| T={t} x {a} bit | {n} | {' / '.join(f'{100 * v:.0f}' for v in per)} | "
+            f"{100 * d:.1f}% | {1 / d:.1f}x |"
+        )
+    return lines
 
 
 def main() -> int:

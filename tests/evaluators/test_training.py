@@ -182,12 +182,13 @@ def _mnist1d_paper_cnn():
     return Architecture("cnn1d", (1, 40), 10, layers, 1, "direct", 32)
 
 
-MLP_EPOCHS = 100
-CNN_EPOCHS = 60
-
-# The paper's recipe: Adam, lr 1e-2, batch 100, no weight decay (bitnas adds its cosine
-# schedule). Published test accuracy: MLP ~68%, CNN ~94% (mnist1d's README).
-MNIST1D_PAPER = DataSpec(name="mnist1d")
+# The paper's recipe: Adam, lr 1e-2, batch 100, no weight decay, 6000 steps (~150 epochs of
+# 4000 samples; bitnas adds its cosine schedule), on standardized inputs; 5% of the training
+# part is held out for validation. Published test accuracy: MLP ~68%, CNN ~94% (mnist1d's
+# README). Measured here: docs/results/README.md (full-precision baselines).
+MLP_EPOCHS = 150
+CNN_EPOCHS = 150
+MNIST1D_PAPER = DataSpec(name="mnist1d", val_fraction=0.05)
 
 
 def test_baseline_mnist1d_paper_mlp_full_precision():
