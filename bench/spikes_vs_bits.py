@@ -86,11 +86,11 @@ SIZES: dict[str, Size] = {
         structures=((16, (1, 1)),),
         seeds=(0, 1, 2, 3, 4),
         lrs=(3e-3, 1e-2),
-        pairs=(0, 3),
+        pairs=(0, 1, 3),
         fidelities=("short", "converged"),
-        # what this shared 2-core session could afford (~0.3 of a core): when converged, only
-        # the first pair, at the rates the short pilot chose
-        fewer=(("converged", (0,)),),
+        # what this shared 2-core session could afford (~0.3 of a core): one structure, two
+        # rates; converged without the T=4 pair, at the rates the short pilot chose
+        fewer=(("converged", (0, 3)),),
         lr_from=(("converged", "short"),),
     ),
 }
@@ -270,24 +270,26 @@ def run(size: Size, path: Path, workers: int) -> None:
 
 
 def plan(size: Size, path: Path) -> str:
-    per_fid = sum(len(configs(size, f)) for f in size.fidelities)
-    n_pilot = sum(
-        len(configs(size, f)) for f in size.fidelities if f not in dict(size.lr_from)
-    ) * len(size.lrs)
-    n_main = per_fid * len(size.structures) * len(size.seeds)
+    """How many networks ``size`` trains, how many the journal holds, and what the rest would
+    take at the journal's measured seconds per network (per fidelity; pilots of a fidelity
+    that reuses another's rates are not trained)."""
     done = read_journal(path)
-    secs = {f: [r["seconds"] for r in done.values() if r["fidelity"] == f] for f in size.fidelities}
-    parts = [f"{n_pilot} pilot + {n_main} main networks"]
-    est = 0.0
+    parts, est, total, held = [], 0.0, 0, 0
     for f in size.fidelities:
-        if secs[f]:
-            per = statistics.mean(secs[f])
-            pilots = 0 if f in dict(size.lr_from) else len(size.lrs)
-            k = len(configs(size, f)) * (pilots + len(size.structures) * len(size.seeds))
-            est += per * k
-            parts.append(f"{f}: {per:.0f} s per network measured")
+        pilots = 0 if f in dict(size.lr_from) else len(size.lrs)
+        n = len(configs(size, f)) * (pilots + len(size.structures) * len(size.seeds))
+        rows = [r for r in done.values() if r["fidelity"] == f]
+        have = min(n, len(rows))  # a journal may also hold rows of other sizes
+        total, held = total + n, held + have
+        if rows:
+            per = statistics.mean(r["seconds"] for r in rows)
+            est += per * (n - have)
+            parts.append(f"{f}: {n} networks, {per:.0f} s each measured")
+        else:
+            parts.append(f"{f}: {n} networks, none measured yet")
+    parts.append(f"{held} of {total} in the journal")
     if est:
-        parts.append(f"~{est / 3600:.1f} h on one core at the measured rate")
+        parts.append(f"~{est / 3600:.1f} h of one worker for the rest at the measured rate")
     return "; ".join(parts)
 
 
