@@ -58,13 +58,8 @@ class Size:
     lrs: tuple[float, ...]
     pairs: tuple[int, ...]  # indices into PAIRS
     fidelities: tuple[str, ...]
-    #: fewer pairs at a fidelity (its name -> indices into PAIRS); default: ``pairs``
-    fewer: tuple[tuple[str, tuple[int, ...]], ...] = ()
     #: fidelities that reuse another's learning-rate choice instead of a pilot of their own
     lr_from: tuple[tuple[str, str], ...] = ()
-
-    def pairs_at(self, fid: str) -> tuple[int, ...]:
-        return dict(self.fewer).get(fid, self.pairs)
 
 
 FIDELITIES: dict[str, dict[str, Any]] = {
@@ -89,8 +84,7 @@ SIZES: dict[str, Size] = {
         pairs=(0, 1, 3),
         fidelities=("short", "converged"),
         # what this shared 2-core session could afford (~0.3 of a core): one structure, two
-        # rates; converged without the T=4 pair, at the rates the short pilot chose
-        fewer=(("converged", (0, 3)),),
+        # rates; converged at the rates the short pilot chose
         lr_from=(("converged", "short"),),
     ),
 }
@@ -133,7 +127,7 @@ def architecture(width: int, depths: tuple[int, int], t: int, abits: int) -> Any
 
 def configs(size: Size, fid: str) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
-    for i in size.pairs_at(fid):
+    for i in size.pairs:
         for c in PAIRS[i][:2]:
             if c not in out:  # type: ignore[comparison-overlap]
                 out.append(c)  # type: ignore[arg-type]
@@ -344,7 +338,7 @@ def report(size: Size, path: Path, metric: str) -> str:
             "(mean) | single (mean) | spiking - single, 95% CI | paired t p | spiking wins |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for i in size.pairs_at(fid):
+        for i in size.pairs:
             (ts, as_), (t1, a1), match = PAIRS[i]
             pooled_d: list[float] = []
             pooled_s: list[float] = []
