@@ -381,7 +381,56 @@ def report(size: Size, path: Path, metric: str) -> str:
                     f"{sum(d > 0 for d in pooled_d)}/{len(pooled_d)} |"
                 )
         lines += _densities(size, fid, main)
+    lines += _length_effect(size, done, metric)
     return "\n".join(lines)
+
+
+def _gaps(
+    size: Size, fid: str, done: dict[str, dict[str, Any]], metric: str, i: int
+) -> dict[tuple[int, tuple[int, int], int], float]:
+    """(width, depths, seed) -> spiking - single step of pair ``i`` at ``fid``, in points."""
+    main = {
+        (tuple(r["depths"]), r["width"], r["T"], r["abits"], r["seed"]): r
+        for r in done.values()
+        if r["fidelity"] == fid and r["key"].startswith("main")
+    }
+    (ts, as_), (t1, a1), _ = PAIRS[i]
+    out = {}
+    for width, depths in size.structures:
+        for seed in size.seeds:
+            s, q = main.get((depths, width, ts, as_, seed)), main.get((depths, width, t1, a1, seed))
+            if s is not None and q is not None:
+                out[(width, depths, seed)] = 100 * (s[metric] - q[metric])
+    return out
+
+
+def _length_effect(size: Size, done: dict[str, dict[str, Any]], metric: str) -> list[str]:
+    """Does the answer change with training length? Per pair, the change of the gap from the
+    first fidelity to the last, paired by structure and seed."""
+    if len(size.fidelities) < 2:
+        return []
+    f0, f1 = size.fidelities[0], size.fidelities[-1]
+    lines = [
+        "",
+        f"### Does training length change the answer? ({metric} gap at {f1} minus at {f0}, "
+        "paired by structure and seed)",
+        "",
+        f"| spiking | vs single step | pairs | gap {f0} | gap {f1} | change, 95% CI | paired t p |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for i in size.pairs:
+        g0, g1 = _gaps(size, f0, done, metric, i), _gaps(size, f1, done, metric, i)
+        both = sorted(set(g0) & set(g1))
+        if len(both) < 2:
+            continue
+        a, b = [g0[k] for k in both], [g1[k] for k in both]
+        m, half, _ = _ci([y - x for x, y in zip(a, b, strict=True)])
+        (ts, as_), (_, a1), _ = PAIRS[i]
+        lines.append(
+            f"| T={ts} x {as_} bit | T=1 x {a1} bit | {len(both)} | {statistics.mean(a):+.1f} | "
+            f"{statistics.mean(b):+.1f} | {m:+.1f} ± {half:.1f} | {_paired(b, a):.3g} |"
+        )
+    return lines
 
 
 def _densities(size: Size, fid: str, main: dict[Any, dict[str, Any]]) -> list[str]:

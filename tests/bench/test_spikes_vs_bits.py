@@ -60,3 +60,26 @@ def test_pilot_choice_and_paired_report(tmp_path):
     p = stats.ttest_rel(spk, one).pvalue
     assert f"| {mean:+.1f} ± {half:.1f} | {p:.3g} | 0/3 |" in text
     assert "binary_spikes 0.01, multibit_single_step 0.003" in text
+
+
+def test_training_length_effect_is_paired_by_seed(tmp_path):
+    size = svb.Size(
+        structures=((16, (1, 1)),), seeds=(0, 1, 2), lrs=(1e-2,), pairs=(0,),
+        fidelities=("short", "converged"),
+    )  # fmt: skip
+    rows = []
+    short_gap, long_gap = [-0.10, -0.12, -0.14], [-0.05, -0.04, -0.09]
+    for fid, gaps in (("short", short_gap), ("converged", long_gap)):
+        for seed, g in enumerate(gaps):
+            for t, a, acc in ((2, 1, 0.8 + g), (1, 2, 0.8)):
+                r = _row("main", t, a, 1e-2, seed, 0.0, acc)
+                r["fidelity"] = fid
+                r["key"] = svb._key("main", fid, 16, (1, 1), t, a, 1e-2, seed)
+                rows.append(r)
+    journal = tmp_path / "j.jsonl"
+    journal.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = "\n".join(svb._length_effect(size, svb.read_journal(journal), "test"))
+    change = [100 * (b - a) for a, b in zip(short_gap, long_gap, strict=True)]
+    half = stats.t.ppf(0.975, 2) * stats.tstd(change) / math.sqrt(3)
+    p = stats.ttest_rel([100 * g for g in long_gap], [100 * g for g in short_gap]).pvalue
+    assert f"| 3 | -12.0 | -6.0 | {sum(change) / 3:+.1f} ± {half:.1f} | {p:.3g} |" in text
