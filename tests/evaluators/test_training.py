@@ -114,7 +114,7 @@ def test_quality_cnn1d_on_mnist1d_full_precision_and_w8a8():
 def test_resnet_and_cnn2d_train_on_digits():
     from bitnas.spaces import CNN2DSpace, ResNetSpace
 
-    ev = TrainedEvaluator(train=TrainSpec(epochs=8))
+    ev = TrainedEvaluator(train=TrainSpec(epochs=12))  # 8 left the binary cnn2d at 79% (standardized inputs)
     res = _fixed(ResNetSpace(input_shape=(1, 8, 8), num_classes=10, depth=(1,), width=(8,),
                              wbits=(4,), abits=(2,), timesteps=(2,)))  # fmt: skip
     cnn = _fixed(CNN2DSpace(input_shape=(1, 8, 8), num_classes=10, stages=2, depth=(1,),
