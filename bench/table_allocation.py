@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from bitnas.evaluators.table import TableEntry, read_table
-from bitnas.spaces.allocation import architecture_allocation
+from bitnas.spaces.allocation import architecture_allocation, structure_key
 
 HERE = Path(__file__).resolve().parent
 PAIRS = [  # (spiking: T, abits) vs (single step: T, abits), equal in_bits = T * abits
@@ -35,7 +35,8 @@ PAIRS = [  # (spiking: T, abits) vs (single step: T, abits), equal in_bits = T *
 
 
 def _structure(e: TableEntry) -> tuple[object, ...]:
-    return tuple((layer.kind, layer.out_ch, layer.wbits) for layer in e.arch.layers)
+    # every layer's every field (depth splits of one width differ only in where they pool)
+    return structure_key(e.arch)
 
 
 def _act(e: TableEntry) -> tuple[int, int]:

@@ -9,6 +9,8 @@ from bitnas.errors import SpecError
 __all__ = ["DataSpec", "TrainSpec"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+#: How long a trial trains: a fixed number of epochs, or to a validation plateau.
+UNTIL = ("epochs", "converged")
 #: Weight step-size rules (see ``bitnas.evaluators.quant``); kept here so specs load without torch.
 WEIGHT_QUANT = ("absmax", "lsq")
 
@@ -25,7 +27,8 @@ def _number(
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Which dataset and how it is split (the split is fixed by ``seed``)."""
+    """Which dataset and how it is split (the split is fixed by ``seed``). ``standardize``:
+    the network standardizes its (quantized) input with the training split's mean and sd."""
 
     name: str = "digits"
     seed: int = 0
@@ -35,8 +38,14 @@ class DataSpec:
     samples: int = 0
     input_shape: tuple[int, ...] = ()
     num_classes: int = 0
+    standardize: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.standardize, bool):
+            raise SpecError(
+                f"`standardize` must be true or false, got {self.standardize!r}",
+                field="standardize",
+            )
         if not isinstance(self.name, str) or not self.name:
             raise SpecError(f"`name` must be a dataset name, got {self.name!r}", field="name")
         _number("seed", self.seed, low=0, integer=True)
@@ -65,21 +74,51 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """How every trial is trained. ``threads`` caps torch's intra-op threads per trial."""
+    """How every trial is trained. ``threads`` caps torch's intra-op threads per trial.
+
+    Fidelity: ``until = "epochs"`` trains exactly ``epochs`` epochs; ``until = "converged"``
+    trains until the validation accuracy has not improved by more than ``min_delta`` for
+    ``patience`` epochs, at most ``epochs`` epochs, and keeps the weights of the best validation
+    epoch. Either way the learning rate follows one cosine schedule over ``epochs``.
+    ``lr`` is one learning rate or a list of them: with a list every trial trains once per rate
+    and keeps the one with the best validation accuracy (selected on validation, never on test);
+    each trial records the rate it kept and every rate's validation accuracy.
+    """
 
     epochs: int = 30
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float | tuple[float, ...] = 3e-3
     weight_decay: float = 0.0
     optimizer: str = "adam"
     threads: int = 1
     device: str = "cpu"
     weight_quant: str = "absmax"
+    until: str = "epochs"
+    patience: int = 5
+    min_delta: float = 0.0
 
     def __post_init__(self) -> None:
         _number("epochs", self.epochs, low=1, integer=True)
         _number("batch_size", self.batch_size, low=1, integer=True)
-        _number("lr", self.lr, low=0.0, open_low=True)
+        lrs = self.lr
+        if isinstance(lrs, (list, tuple)):
+            if not lrs:
+                raise SpecError(
+                    "`lr` must be a number or a non-empty list of numbers, got []", field="lr"
+                )
+            for v in lrs:
+                _number("lr", v, low=0.0, open_low=True)
+            if len(set(lrs)) != len(lrs):
+                raise SpecError(f"`lr` must not repeat a rate, got {list(lrs)}", field="lr")
+            object.__setattr__(self, "lr", tuple(float(v) for v in lrs))
+        else:
+            _number("lr", lrs, low=0.0, open_low=True)
+        if self.until not in UNTIL:
+            raise SpecError(
+                f"`until` must be one of {list(UNTIL)}, got {self.until!r}", field="until"
+            )
+        _number("patience", self.patience, low=1, integer=True)
+        _number("min_delta", self.min_delta, low=0.0)
         _number("weight_decay", self.weight_decay, low=0.0)
         _number("threads", self.threads, low=1, integer=True)
         if self.weight_quant not in WEIGHT_QUANT:
@@ -99,3 +138,8 @@ class TrainSpec:
                 f'`device` must be "auto", "cpu", "cuda" or "cuda:N", got {self.device!r}',
                 field="device",
             )
+
+    @property
+    def lrs(self) -> tuple[float, ...]:
+        """The learning rates every trial tries (one unless ``lr`` is a list)."""
+        return self.lr if isinstance(self.lr, tuple) else (float(self.lr),)

@@ -1,7 +1,11 @@
 """Datasets, registered by name; every one ships with a package, is generated locally, or is
 read from a local folder — nothing is downloaded.
 
-Each gives numpy arrays with inputs scaled to [0, 1] (the encoders' contract). A dataset with
+Each gives numpy arrays with inputs scaled to [0, 1] (the encoders' contract: ``input_bits``
+quantizes this range, as the cost model counts it). With ``standardize`` (the default) the
+splits also carry the mean and standard deviation of the *training split's* inputs (one scalar
+each, never computed from validation or test samples); the network standardizes its encoded
+input with them (``bitnas.evaluators.model``). A dataset with
 an official test split keeps it (MNIST-1D, CIFAR-10, MNIST); the rest are split by ``seed``
 (stratified). The validation split always comes from the training part, seeded. ``info`` is
 known before the data is loaded, so a search space can be sized first.
@@ -37,12 +41,22 @@ class DatasetInfo:
 
 @dataclass(frozen=True, eq=False)
 class Splits:
+    """The three splits; ``input_norm`` is (mean, sd) of ``x_train`` (None: not standardized)."""
+
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    input_norm: tuple[float, float] | None = None
+
+    def norm_record(self) -> dict[str, object]:
+        """What a trial stores about the input normalization (JSON-ready)."""
+        if self.input_norm is None:
+            return {"standardized": False}
+        mean, sd = self.input_norm
+        return {"standardized": True, "mean": mean, "sd": sd, "from": "training split"}
 
 
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -293,4 +307,9 @@ def load_splits(spec: DataSpec) -> Splits:
     x_train, x_val, y_train, y_val = train_test_split(
         x, y, test_size=val, random_state=spec.seed, stratify=y
     )
-    return Splits(x_train, y_train, x_val, y_val, x_test, y_test)
+    norm = None
+    if spec.standardize:
+        # statistics of the training split only: validation and test are scaled with them
+        mean, sd = float(x_train.mean(dtype=np.float64)), float(x_train.std(dtype=np.float64))
+        norm = (mean, sd if sd > 0 else 1.0)
+    return Splits(x_train, y_train, x_val, y_val, x_test, y_test, norm)

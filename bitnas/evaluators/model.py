@@ -59,11 +59,27 @@ class BitNet(nn.Module):
     model counts it); rate encoding feeds T Bernoulli spike frames. Layers run in multi-step mode
     (all T steps in one call). The read-out averages over T — it is linear, so it averages its
     input first (and global-average-pools it where ``gap`` is set).
+
+    ``input_norm`` = (mean, sd) standardizes the *encoded* input: the first layers read
+    (q - mean) / sd for the quantized value q. The quantization itself is unchanged, so
+    ``input_bits`` means what the cost model counts: the first layer reads ``input_bits``-bit
+    codes (a uniform grid over the data range with a zero point, i.e. signed standardized
+    values). The affine map folds exactly into the first layer's per-output scale and bias (for
+    a convolution up to its zero-padded border taps), so it adds no BitOps. The bit-density
+    meter sees the codes, as before.
     """
 
-    def __init__(self, arch: Architecture, weight_quant: str = "absmax") -> None:
+    def __init__(
+        self,
+        arch: Architecture,
+        weight_quant: str = "absmax",
+        input_norm: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__()
         self.arch = arch
+        if input_norm is not None and not input_norm[1] > 0:
+            raise ValueError(f"input_norm's sd must be > 0, got {input_norm}")
+        self.input_norm = input_norm
         self.layers = nn.ModuleList(_weighted(lay, weight_quant) for lay in arch.layers)
         self.norms = nn.ModuleList(_norm(lay) for lay in arch.layers)
         self.neurons = nn.ModuleDict(
@@ -116,6 +132,9 @@ class BitNet(nn.Module):
         a = self.arch
         steps = a.timesteps
         h, codes = self.encode(x)
+        if self.input_norm is not None:
+            mean, sd = self.input_norm
+            h = (h - mean) * (1.0 / sd)
         acts: dict[int, torch.Tensor] = {-1: h}
         site_codes: dict[int, tuple[torch.Tensor, int]] = {-1: (codes, self._input_bits())}
         currents: dict[int, torch.Tensor] = {}
@@ -173,6 +192,11 @@ def _pool(x: torch.Tensor, k: int) -> torch.Tensor:
     return pooled.reshape(*x.shape[:2], *pooled.shape[1:])
 
 
-def build_model(arch: Architecture, weight_quant: str = "absmax") -> BitNet:
-    """The network of ``arch``; ``weight_quant`` is the weight step-size rule (absmax, lsq)."""
-    return BitNet(arch, weight_quant)
+def build_model(
+    arch: Architecture,
+    weight_quant: str = "absmax",
+    input_norm: tuple[float, float] | None = None,
+) -> BitNet:
+    """The network of ``arch``; ``weight_quant`` is the weight step-size rule (absmax, lsq),
+    ``input_norm`` the (mean, sd) that standardizes the encoded input (None: none)."""
+    return BitNet(arch, weight_quant, input_norm)

@@ -22,7 +22,7 @@ from bitnas.errors import SpecError
 from bitnas.spaces._base import SearchSpace
 from bitnas.spaces.architecture import Architecture
 
-__all__ = ["ALLOCATIONS", "Allocation", "allocation_of", "restrict"]
+__all__ = ["ALLOCATIONS", "Allocation", "allocation_of", "restrict", "structure_key"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,33 @@ def allocation_of(timesteps: int, abits: Sequence[int]) -> str:
     if all(a == 1 for a in abits):
         return "binary_spikes"
     return "multibit_spikes"
+
+
+def structure_key(arch: Architecture) -> tuple[object, ...]:
+    """Everything about ``arch`` except its activation allocation (T and every site's abits):
+    two architectures with one key differ only in how they spend activation bits, so they
+    form a matched pair. Every field of every layer is in it (kind, channels, kernel, stride,
+    padding, sizes, pool, graph, weight bits, ...) and whether the layer has a neuron, plus
+    the input and neuron settings; a key of only (kind, out_ch, wbits) per layer makes depth
+    splits such as (1, 2) and (2, 1) stages of one width collide."""
+    layers = tuple(
+        tuple(
+            (f.name, getattr(lay, f.name) is not None)
+            if f.name == "abits"
+            else (f.name, getattr(lay, f.name))
+            for f in dataclasses.fields(lay)
+        )
+        for lay in arch.layers
+    )
+    return (
+        arch.family,
+        arch.input_shape,
+        arch.num_classes,
+        arch.input_encoding,
+        arch.input_bits,
+        arch.neuron,
+        layers,
+    )
 
 
 def architecture_allocation(arch: Architecture) -> str:

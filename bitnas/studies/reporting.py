@@ -35,6 +35,7 @@ from bitnas.search.trials import ATTR_ARCH, ATTR_DUPLICATE, ATTR_KEY
 from bitnas.spaces.allocation import ALLOCATIONS, ORDER, allocation_of
 from bitnas.spaces.architecture import Architecture
 from bitnas.spaces.cost import event_bitops
+from bitnas.studies.bitplanes import bitplane_section
 
 __all__ = [
     "Record",
@@ -691,6 +692,14 @@ def write_report(
             ]
         )
     lines += _md_table(["trial", "dense BitOps", "event BitOps", "event/dense", "saving"], ev_rows)
+    attrs = {
+        (src.name, t.number): t.user_attrs
+        for src in sources
+        for t in src.study.get_trials(deepcopy=False)
+    }
+    lines += bitplane_section(
+        [(tid(r), attrs.get((r.study, r.number), {})) for r in front], _md_table
+    )
     lines += [
         "",
         "## Hypervolume history",

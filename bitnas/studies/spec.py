@@ -110,6 +110,14 @@ def _fields(cls: type) -> list[str]:
 
 
 _NEURON_KEYS = ["leak", "v_init"]
+#: Keys added after studies were first stored, with the value their absence meant then: a study
+#: stored before a key existed resumes when the key still has that value.
+_LEGACY = {
+    ("data", "standardize"): False,
+    ("train", "until"): "epochs",
+    ("train", "patience"): 5,
+    ("train", "min_delta"): 0.0,
+}
 _DERIVED = {"input_shape", "num_classes", "neuron"}
 
 
@@ -215,6 +223,14 @@ class StudySpec:
             return dict(t)
 
         stopper = section("stopper", build_stopper)
+        if study.stopper != "none" and len(train.lrs) > 1:
+            raise SpecError(
+                f"`lr` lists {len(train.lrs)} rates {list(train.lrs)} but [study] `stopper` is "
+                f"{study.stopper!r}: a stopper reads one training curve per trial; give one "
+                'rate, or set `stopper = "none"`',
+                field="lr",
+                where=f"[train] of {origin}",
+            )
         limits = plain("limits", TrialLimits)
         sweep = plain("sweep", SweepSection) if "sweep" in data else None
         supernet = plain("supernet", SupernetSpec) if "supernet" in data else None
@@ -229,6 +245,13 @@ class StudySpec:
                 f'`weight_quant = "absmax"`; [train] sets {train.weight_quant!r} (a learned step '
                 "per bit width is not built)",
                 field="weight_quant",
+                where=f"[train] of {origin}",
+            )
+        if supernet is not None and not supernet.lr and len(train.lrs) > 1:
+            raise SpecError(
+                f"[supernet] trains one supernet at one learning rate; [train] `lr` lists "
+                f"{list(train.lrs)}: set [supernet] `lr`, or give [train] one rate",
+                field="lr",
                 where=f"[train] of {origin}",
             )
         spec = cls(
@@ -302,8 +325,9 @@ class StudySpec:
         for section in ("data", "space", "budget", "train", "table", "supernet"):
             old, new = stored.get(section, {}), mine.get(section, {})
             for key in sorted(set(old) | set(new)):
-                if old.get(key) != new.get(key):
-                    diffs.append(f"[{section}] {key}: {old.get(key)!r} -> {new.get(key)!r}")
+                was = old.get(key, _LEGACY.get((section, key)))
+                if was != new.get(key):
+                    diffs.append(f"[{section}] {key}: {was!r} -> {new.get(key)!r}")
         old_seed = stored.get("study", {}).get("seed")
         if old_seed != mine["study"]["seed"]:
             diffs.append(f"[study] seed: {old_seed!r} -> {mine['study']['seed']!r}")

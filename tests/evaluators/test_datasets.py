@@ -34,6 +34,25 @@ def test_mnist1d_is_regenerated_with_its_official_test_split():
     assert np.array_equal(np.random.get_state()[1][:5], state)  # global RNG left alone
 
 
+@pytest.mark.parametrize("name", ["mnist1d", "digits", "synthetic"])
+def test_standardization_uses_the_training_split_only(name):
+    s = load_splits(DataSpec(name=name))
+    mean, sd = s.input_norm
+    assert mean == pytest.approx(float(s.x_train.mean(dtype=np.float64)), rel=1e-9)
+    assert sd == pytest.approx(float(s.x_train.std(dtype=np.float64)), rel=1e-9)
+    # computed over all splits it would differ: validation and test samples are not used
+    every = np.concatenate([s.x_train, s.x_val, s.x_test])
+    assert (mean, sd) != (float(every.mean(dtype=np.float64)), float(every.std(dtype=np.float64)))
+    standardized = (s.x_val - mean) / sd
+    assert abs(float(standardized.mean())) < 0.1 and 0.9 < float(standardized.std()) < 1.1
+    rec = s.norm_record()
+    assert rec == {"standardized": True, "mean": mean, "sd": sd, "from": "training split"}
+    off = load_splits(DataSpec(name=name, standardize=False))
+    assert off.input_norm is None and off.norm_record() == {"standardized": False}
+    with pytest.raises(SpecError, match=r"`standardize` must be true or false, got 'yes'"):
+        DataSpec(name=name, standardize="yes")
+
+
 def test_synthetic_and_digits():
     check(load_splits(DataSpec(name="synthetic", samples=500)), (20,), 4)
     d = load_splits(DataSpec(name="digits"))

@@ -70,3 +70,26 @@ def test_input_is_quantized_to_input_bits():
     h, codes = model.encode(torch.tensor([[0.0, 0.2, 0.5, 0.9] * 16]))
     assert set(codes.unique().tolist()) <= {0.0, 1.0, 2.0, 3.0}
     assert torch.allclose(h * 3, codes)
+
+
+def test_input_norm_standardizes_the_quantized_input_and_keeps_the_codes():
+    torch.manual_seed(0)
+    plain = build_model(arch(t=1, input_bits=4)).eval()
+    normed = build_model(arch(t=1, input_bits=4), input_norm=(0.5, 0.25)).eval()
+    normed.load_state_dict(plain.state_dict())
+    x = torch.rand(8, 64)
+    seen = []
+    hook = normed.layers[0].register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    meter = normed.start_measuring()
+    normed(x)
+    normed.stop_measuring()
+    hook.remove()
+    codes = torch.round(x * 15)
+    # the first layer reads (q - mean) / sd of the 4-bit quantized value q: signed, 16 levels
+    assert torch.allclose(seen[0], ((codes / 15 - 0.5) / 0.25).unsqueeze(0), atol=1e-6)
+    assert seen[0].min() < 0 < seen[0].max() and seen[0].unique().numel() <= 16
+    # the bit density is the codes' (the cost model's input_bits), not the float's
+    pm = plain.start_measuring()
+    plain(x)
+    plain.stop_measuring()
+    assert meter.densities()[0] == pm.densities()[0]

@@ -221,6 +221,10 @@ def test_bitnas_report_writes_a_report_for_a_stored_study(tmp_path, capsys):
     md = (tmp_path / "out" / "report.md").read_text()
     assert md.startswith("# bitnas report: study 's'")
     assert_png(tmp_path / "out" / "pareto.png")
+    # real trained trials store per-plane densities: the bit-plane section reads them
+    planes = md.split("## Bit density per layer and bit plane")[1]
+    assert re.search(r"^\| #\d+ \| input \| (\d+ / ){7}\d+ \| [0-9.]+% \| [0-9.]+x \|$", planes, re.M)
+    assert "**Against the 50% premise.** Hidden-layer inputs" in planes
 
 
 def test_only_the_winning_family_of_each_budget_is_bold():

@@ -86,6 +86,21 @@ def test_in_code_spec_equals_file_spec(tmp_path):
             "`family` must be one of ['cnn1d', 'cnn2d', 'mlp', 'resnet'], got 'transformer'",
         ),
         ("[train]", '[train]\nlr = "fast"', "`lr` must be a number > 0, got 'fast'"),
+        (
+            "[train]",
+            '[train]\nuntil = "plateau"',
+            "`until` must be one of ['epochs', 'converged'], got 'plateau' (in [train] of {f})",
+        ),
+        (
+            "[train]",
+            "[train]\nlr = [1e-3, 0.0]",
+            "`lr` must be a number > 0, got 0.0 (in [train] of {f})",
+        ),
+        (
+            "[data]",
+            '[data]\nstandardize = "yes"',
+            "`standardize` must be true or false, got 'yes' (in [data] of {f})",
+        ),
     ],
 )
 def test_bad_values_are_named(tmp_path, old, new, expected):
@@ -93,6 +108,29 @@ def test_bad_values_are_named(tmp_path, old, new, expected):
     f = write(tmp_path, GOOD.replace(old, new, 1))
     with pytest.raises(SpecError, match=re.escape(expected.format(f=f))):
         load_spec(f)
+
+
+def test_an_early_stopper_with_several_learning_rates_is_refused(tmp_path):
+    text = GOOD.replace("trials = 5", 'trials = 5\nstopper = "pareto"', 1)
+    text = text.replace("[train]", "[train]\nlr = [1e-3, 3e-3]", 1)
+    f = write(tmp_path, text)
+    with pytest.raises(SpecError) as e:
+        load_spec(f)
+    assert e.value.field == "lr" and e.value.where == f"[train] of {f}"
+    assert "`lr` lists 2 rates [0.001, 0.003] but [study] `stopper` is 'pareto'" in str(e.value)
+    ok = load_spec(write(tmp_path, GOOD.replace("[train]", "[train]\nlr = [1e-3, 3e-3]", 1)))
+    assert ok.train.lrs == (1e-3, 3e-3) and ok.to_dict()["train"]["lr"] == [1e-3, 3e-3]
+
+
+def test_a_study_stored_before_the_new_keys_resumes_at_their_old_meaning(tmp_path):
+    spec = load_spec(write(tmp_path, GOOD.replace("[data]", "[data]\nstandardize = false", 1)))
+    stored = spec.to_dict()
+    for section, key in (("data", "standardize"), ("train", "until"), ("train", "patience"),
+                         ("train", "min_delta")):  # fmt: skip
+        del stored[section][key]
+    assert spec.measurement_differences(stored) == []
+    standardized = load_spec(write(tmp_path, GOOD))  # the default standardizes: results differ
+    assert standardized.measurement_differences(stored) == ["[data] standardize: False -> True"]
 
 
 def test_missing_file_and_bad_toml(tmp_path):

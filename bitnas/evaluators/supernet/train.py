@@ -18,7 +18,6 @@ and the checkpoint below reported through ``ray.train.report(checkpoint=...)`` f
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -123,8 +122,8 @@ def train_supernet(
     want = fingerprint(space, train, spec, data, seed)
     net = build_supernet(space, seed=seed).to(device)
     batch = spec.batch_size or train.batch_size
-    lr = spec.lr or train.lr
-    opt = _make_optimizer(net, dataclasses.replace(train, lr=lr))
+    lr = spec.lr or train.lrs[0]
+    opt = _make_optimizer(net, train, lr)
     n = len(splits.x_train)
     steps = math.ceil(n / batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spec.epochs * steps)

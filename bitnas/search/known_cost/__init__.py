@@ -4,9 +4,9 @@ Generic multi-objective samplers (TPE, NSGA-II/III, GP) treat BitOps as a black-
 to be learnt from trials, and propose over-budget or already-trained points. Yet the cost of an
 architecture is known exactly before training. This sampler keeps every candidate within the
 budget (enumerated for small spaces, generated around the front and repaired to the budget for
-large ones), models the accuracy objective alone with a Gaussian process on its robustly standardised values,
-and proposes the candidate with the largest expected hypervolume improvement of the (accuracy,
-cost) front beyond the model's noise.
+large ones), models the accuracy objective alone with a Gaussian process on robustly scaled
+values, and proposes the candidate with the largest expected hypervolume improvement of the
+(accuracy, cost) front beyond the model's noise.
 
 It is a true ``optuna.samplers.BaseSampler``: pass it, with a cost function of a trial's
 parameters and a budget, to any Optuna study over a finite categorical/integer space::
