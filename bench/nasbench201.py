@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from _runs import append_run, load_runs
 
 from bitnas.search.known_cost import KnownCostSampler
 from bitnas.search.pareto import front_hypervolume, hypervolume
@@ -308,19 +309,13 @@ def main() -> int:
         f"reference accuracy {bench.ref_acc:.4f}",
         file=sys.stderr,
     )
-    done: dict[tuple[str, int], dict[str, Any]] = {}
-    if args.runs and args.runs.exists():
-        for line in args.runs.read_text().splitlines():
-            r = json.loads(line)
-            if (r["trials"], r["version"]) == (args.trials, VERSION):
-                done[(r["sampler"], r["seed"])] = r
+    done = load_runs(args.runs, args.trials, VERSION)
     runs = []
     for name in args.samplers.split(","):
         for seed in range(args.seeds):
             r = done.get((name, seed)) or bench.run(name, seed, args.trials)
-            if (name, seed) not in done and args.runs:
-                with args.runs.open("a") as f:
-                    f.write(json.dumps(r) + "\n")
+            if (name, seed) not in done:
+                append_run(args.runs, r)
             runs.append(r)
             print(
                 f"  {name:10s} seed {seed}: HV@100 {r['hv'][min(99, len(r['hv']) - 1)]:.3f}",

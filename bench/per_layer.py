@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from _runs import append_run, load_runs
 from optuna.samplers import BaseSampler
 
 from bitnas.evaluators import EvalResult
@@ -208,21 +209,14 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     spec = load_spec(SPEC)
     evaluator = CachedEvaluator(spec.evaluator(), args.cache)
-    done: dict[tuple[str, int], dict[str, Any]] = {}
-    if args.runs and args.runs.exists():
-        for line in args.runs.read_text().splitlines():
-            r = json.loads(line)
-            if (r["trials"], r["version"]) == (args.trials, VERSION):
-                done[(r["sampler"], r["seed"])] = r
+    done = load_runs(args.runs, args.trials, VERSION)
     runs = []
     for seed in range(args.seeds):  # seed-major: every sampler has results early
         for name in args.samplers.split(","):
             r = done.get((name, seed))
             if r is None:
                 r = run_one(name, seed, args.trials, evaluator)
-                if args.runs:
-                    with args.runs.open("a") as f:
-                        f.write(json.dumps(r) + "\n")
+                append_run(args.runs, r)
             runs.append(r)
             print(f"  {name:10s} seed {seed}: {r['seconds']:.0f} s, {evaluator.trained} trained "
                   "so far", file=sys.stderr)
