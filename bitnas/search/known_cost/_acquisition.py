@@ -20,8 +20,10 @@ import numpy as np
 
 __all__ = [
     "Warp",
+    "choose",
     "expected_improvement_2d",
     "expected_improvement_warped",
+    "expected_improvements_warped",
     "front_segments",
 ]
 
@@ -145,6 +147,20 @@ def expected_improvement_warped(
     ``margin`` (per segment, or one value) is the improvement that counts as noise: a
     candidate that can only tie the front within it scores 0.
     """
+    return expected_improvements_warped(x, mu_z, sd_z, warp, edges, best, [margin])[0]
+
+
+def expected_improvements_warped(
+    x: np.ndarray,
+    mu_z: np.ndarray,
+    sd_z: np.ndarray,
+    warp: Warp,
+    edges: np.ndarray,
+    best: np.ndarray,
+    margins: Sequence[np.ndarray | float],
+) -> list[np.ndarray]:
+    """``expected_improvement_warped`` at several margins, sharing the quadrature's nodes
+    (the warp's inverse at every node is the costly part)."""
     nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
     weights = weights / weights.sum()
     width = _widths(x, edges)  # [n, k]
@@ -152,7 +168,21 @@ def expected_improvement_warped(
         np.asarray(mu_z, dtype=float)[:, None]
         + np.maximum(np.asarray(sd_z, dtype=float), 1e-9)[:, None] * nodes[None, :]
     )  # [n, q]
-    level = best + np.broadcast_to(np.asarray(margin, dtype=float), best.shape)  # [k]
-    gain = np.maximum(a[:, :, None] - level[None, None, :], 0.0)  # [n, q, k]
-    out: np.ndarray = np.einsum("q,nqk,nk->n", weights, gain, width)
+    out = []
+    for margin in margins:
+        level = best + np.broadcast_to(np.asarray(margin, dtype=float), best.shape)  # [k]
+        gain = np.maximum(a[:, :, None] - level[None, None, :], 0.0)  # [n, q, k]
+        out.append(np.einsum("q,nqk,nk->n", weights, gain, width))
     return out
+
+
+def choose(beyond: np.ndarray, plain: np.ndarray, cost: np.ndarray, noise_only: float) -> int:
+    """The candidate to propose: among those whose expected improvement beyond the noise
+    (``beyond``) is at least ``noise_only`` times the best one's -- the ones that can improve
+    the front by more than noise --, the one of best expected improvement (``plain``), ties
+    to the cheaper. Ranking by ``beyond`` itself would add an exploration bonus (EI's xi)
+    that shuns refining the front's steps, most of what is left to gain late in a study
+    (NAS-Bench-201 HV@100: docs/BENCHMARKS.md). If none can, the best ``plain`` one."""
+    top = float(np.max(beyond)) if len(beyond) else 0.0
+    eligible = beyond >= noise_only * top if top > 0 else np.ones(len(plain), dtype=bool)
+    return int(np.lexsort((cost, -plain, ~eligible))[0])

@@ -119,13 +119,17 @@ class CandidateSpace(abc.ABC):
         rng: np.random.Generator,
         keep: Mapping[str, Any] | None = None,
     ) -> Completed | None:
-        """Lower one numeric choice (not in ``keep``) by one step at a time, chosen at
-        random, until the cost fits ``budget``; None if nothing is left to lower."""
+        """Lower numeric choices (not in ``keep``), chosen at random, one step each, until
+        the cost fits ``budget``; None if nothing is left to lower. Far over the budget
+        several choices are lowered per step (a share of them growing with the excess), so
+        a random draw of a per-layer space at 10x the budget is repaired in a few builds
+        instead of one build per lowered choice."""
         if budget is None:
             return done
         params, options = done
         for _ in range(MAX_REPAIR_STEPS):
-            if self.cost(params) <= budget:
+            c = self.cost(params)
+            if c <= budget:
                 return params, options
             lower = [
                 n
@@ -134,9 +138,12 @@ class CandidateSpace(abc.ABC):
             ]
             if not lower:
                 return None
-            n = lower[int(rng.integers(len(lower)))]
-            o = list(options[n])
-            params, options = self.complete({**params, n: o[o.index(params[n]) - 1]}, rng)
+            k = min(len(lower), max(1, int(len(lower) * (1.0 - budget / c) / 2)))
+            step = dict(params)
+            for i in rng.choice(len(lower), size=k, replace=False):
+                o = list(options[lower[i]])
+                step[lower[i]] = o[o.index(params[lower[i]]) - 1]
+            params, options = self.complete(step, rng)
         return None
 
 

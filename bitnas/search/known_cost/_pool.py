@@ -175,14 +175,25 @@ class Pool:
                 self._entry(k)
         return np.fromiter((self._ids[k] for k in keys), dtype=int, count=len(keys))
 
-    def x_of(self, keys: Sequence[str]) -> np.ndarray:
-        """Normalised costs (0: the cheapest, 1: the budget) on the acquisition's axis."""
-        out: np.ndarray = self._xa[self._idx(keys)]
+    def ids(self, keys: Sequence[str]) -> np.ndarray:
+        """Row numbers of ``keys`` in the arrays ``x_at`` and ``features_at`` read: look a
+        pool's keys up once, then read its numbers by indexing."""
+        return self._idx(keys)
+
+    def x_at(self, ids: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self._xa[ids]
         return out
 
-    def features_of(self, keys: Sequence[str]) -> np.ndarray:
-        out: np.ndarray = self._fa[self._idx(keys)]
+    def features_at(self, ids: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self._fa[ids]
         return out
+
+    def x_of(self, keys: Sequence[str]) -> np.ndarray:
+        """Normalised costs (0: the cheapest, 1: the budget) on the acquisition's axis."""
+        return self.x_at(self._idx(keys))
+
+    def features_of(self, keys: Sequence[str]) -> np.ndarray:
+        return self.features_at(self._idx(keys))
 
     # -- what is proposed ------------------------------------------------------------------
     def _add(self, out: dict[str, None], done: Any, taken: Collection[str], fixed: Any) -> None:

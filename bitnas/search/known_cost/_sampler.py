@@ -14,7 +14,11 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from bitnas.search.known_cost._acquisition import expected_improvement_warped, front_segments
+from bitnas.search.known_cost._acquisition import (
+    choose,
+    expected_improvements_warped,
+    front_segments,
+)
 from bitnas.search.known_cost._candidates import CandidateSpace, ProductSpace, key_of
 from bitnas.search.known_cost._pool import Pool
 from bitnas.search.known_cost._surrogate import Surrogate
@@ -33,54 +37,68 @@ NOT_RUN_ATTRS = frozenset({"spare"})
 #: observation (and at every one while data is scarce); in between only the posterior is
 #: updated, which is what bounds an ask's time.
 REFIT_EVERY = 10
-#: Multiples of the model's noise an improvement must exceed to count first (0: any).
+#: Multiples of the model's noise an improvement must exceed to count as one.
 NOISE_MARGIN = 1.0
+#: A candidate whose expected improvement beyond the noise is below this share of the best
+#: one's cannot improve the front by more than noise: it is not proposed while others can.
+NOISE_ONLY = 0.01
 
 
 class _Observed:
-    """What the study holds, by candidate key; finished trials are read once (they never
-    change), so a scan costs only the trials still unfinished."""
+    """What the study holds, by candidate key. Finished trials never change: each is read
+    once and folded into running totals, so a scan costs only the trials new or still
+    unfinished since the last one (a full scan at 1,000 trials cost more than the model)."""
 
     def __init__(self) -> None:
-        self.finished: dict[int, tuple[str, TrialState, float | None, bool]] = {}
+        self._seen = 0  # trials 0 .. _seen-1 have been looked at
+        self._open: list[int] = []  # of those, the numbers not finished then
+        self._values: dict[str, float] = {}
+        self._taken: set[str] = set()
+        self._final: set[str] = set()
+        self._failed: dict[str, int] = {}
 
     def read(
         self, study: Study, key: Callable[[FrozenTrial], str | None], objective: int, sign: float
     ) -> tuple[dict[str, float], set[str], set[str], set[str]]:
-        values: dict[str, float] = {}
-        taken: set[str] = set()
+        trials = study.get_trials(deepcopy=False)
+        if (
+            any(trials[i].number != i for i in (0, len(trials) - 1) if trials)
+            or len(trials) < self._seen
+        ):  # not numbered 0..n-1 (or shrunk): start afresh
+            self.__init__()  # type: ignore[misc]
+        still_open: list[int] = []
+        taken_open: set[str] = set()
         pending: set[str] = set()
-        final: set[str] = set()
-        failed: dict[str, int] = {}
-        for t in study.get_trials(deepcopy=False):
-            rec = self.finished.get(t.number)
-            if rec is None:
-                k = key(t)
-                if k is None:  # a trial outside the candidates' space: ignored
-                    continue
-                rec = (
-                    k,
-                    t.state,
-                    self._value(t, objective, sign),
-                    t.state == TrialState.FAIL and not NOT_RUN_ATTRS & t.user_attrs.keys(),
-                )
-                if t.state.is_finished():
-                    self.finished[t.number] = rec
-            k, state, v, failure = rec
-            if state == TrialState.FAIL:
-                if failure:  # a candidate that failed twice is given up
-                    failed[k] = failed.get(k, 0) + 1
-                    if failed[k] >= 2:
-                        taken.add(k)
+        for i in [*self._open, *range(self._seen, len(trials))]:
+            t = trials[i]
+            if not t.state.is_finished():
+                still_open.append(i)  # read again next time (its key may be set by then)
+            k = key(t)
+            if k is None:  # no candidate (yet), or one outside the candidates' space
                 continue
-            taken.add(k)
-            if state in (TrialState.RUNNING, TrialState.WAITING):
-                pending.add(k)
-            if v is not None:
-                values[k] = max(values.get(k, -math.inf), v)
-                if state == TrialState.COMPLETE:
-                    final.add(k)
-        return values, taken, pending, final
+            if not t.state.is_finished():
+                if t.state in (TrialState.RUNNING, TrialState.WAITING):
+                    taken_open.add(k)
+                    pending.add(k)
+                continue
+            self._fold(t, k, objective, sign)
+        self._seen, self._open = len(trials), still_open
+        return dict(self._values), self._taken | taken_open, pending, set(self._final)
+
+    def _fold(self, t: FrozenTrial, k: str, objective: int, sign: float) -> None:
+        """Add a finished trial to the totals."""
+        if t.state == TrialState.FAIL:
+            if not NOT_RUN_ATTRS & t.user_attrs.keys():  # a candidate failed twice is given up
+                self._failed[k] = self._failed.get(k, 0) + 1
+                if self._failed[k] >= 2:
+                    self._taken.add(k)
+            return
+        self._taken.add(k)
+        v = self._value(t, objective, sign)
+        if v is not None:
+            self._values[k] = max(self._values.get(k, -math.inf), v)
+            if t.state == TrialState.COMPLETE:
+                self._final.add(k)
 
     @staticmethod
     def _value(t: FrozenTrial, objective: int, sign: float) -> float | None:
@@ -318,7 +336,8 @@ class KnownCostSampler(BaseSampler):
         assert pool is not None
         keys = list(values)
         y = np.array([values[k] for k in keys])
-        x = pool.x_of(keys)
+        ids = pool.ids(keys)
+        x = pool.x_at(ids)
         on_front = [i for i, k in enumerate(keys) if k in final]
         front_x, front_y = x[on_front], y[on_front]
         # a point's gap below the staircase of the others: the surrogate conditions on the
@@ -332,7 +351,7 @@ class KnownCostSampler(BaseSampler):
         n = len(keys)
         refit = self._fits == 0 or n <= 4 * self._n_startup or n % REFIT_EVERY == 0
         with threadpool_limits(1):
-            self._surrogate.fit(pool.features_of(keys), y, gap, refit=refit)
+            self._surrogate.fit(pool.features_at(ids), y, gap, refit=refit)
             self._fits += 1
             cand = pool.candidates(taken, fixed, front=[keys[i] for i in on_front])
             if not cand:
@@ -344,7 +363,8 @@ class KnownCostSampler(BaseSampler):
                 med, _, _ = sur.interval(pool.features_of(running))
                 xs += list(pool.x_of(running))
                 ys += list(med)
-            mu, sd = sur.predict(pool.features_of(cand))
+            cand_ids = pool.ids(cand)
+            mu, sd = sur.predict(pool.features_at(cand_ids))
         ref = self._reference_value(front_y, sign)
         edges, best = front_segments(xs, ys, ref)
         assert sur.warp is not None
@@ -353,12 +373,10 @@ class KnownCostSampler(BaseSampler):
         warp = sur.warp
         zb = warp.forward(best)
         margin = np.maximum(warp.inverse(zb + NOISE_MARGIN * sur.noise_sd_z) - best, 0.0)
-        cx = pool.x_of(cand)
-        score = expected_improvement_warped(cx, mu, sd, warp, edges, best, margin)
-        plain = expected_improvement_warped(cx, mu, sd, warp, edges, best, 0.0)
-        # beyond the noise first, then any improvement, then the cheaper candidate
-        order = np.lexsort((cx, -plain, -score))
-        return pool.params_of(cand[int(order[0])])
+        cx = pool.x_at(cand_ids)
+        score, plain = expected_improvements_warped(cx, mu, sd, warp, edges, best, [margin, 0.0])
+        i = choose(score, plain, cx, NOISE_ONLY)
+        return pool.params_of(cand[i])
 
     def _reference_value(self, front_y: np.ndarray, sign: float) -> float:
         if self._reference is not None:
