@@ -71,6 +71,28 @@ def screenshot(browser: str, url: str, out: Path, size: str, wait_ms: int) -> in
     return len(data)
 
 
+def pareto_numbers(storage: str, study: str) -> list[int]:
+    """The trial numbers of the front `bitnas pareto` prints (the rows under its dashes)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "bitnas", "pareto", study, "--storage", storage],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if p.returncode != 0:
+        raise SystemExit(f"bitnas pareto {study} --storage {storage} failed:\n{p.stderr}")
+    lines = p.stdout.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("-----"))
+    return [int(ln.split()[0]) for ln in lines[start + 1 :] if ln.strip()]
+
+
+def storage_url(target: str) -> str:
+    """What `bitnas pareto --storage` takes for the dashboard's TARGET (a SQLite file or URL)."""
+    if "://" in target:
+        return target
+    return f"sqlite:///{Path(target).resolve()}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("target", help="what `bitnas dashboard` takes: SQLite file, URL or study file")
@@ -98,6 +120,14 @@ def main() -> int:
         with urllib.request.urlopen(f"{base}/api/studies/{sid}", timeout=60) as r:
             detail = json.load(r)
         complete = sum(t["state"] == "Complete" for t in detail["trials"])
+        # the dashboard's Best Trials (its red front points) are the front bitnas pareto prints
+        best = sorted(t["number"] for t in detail["best_trials"])
+        front = pareto_numbers(storage_url(args.target), chosen[0]["study_name"])
+        if best != sorted(front):
+            raise SystemExit(
+                f"{page}: the dashboard's best trials {best} are not the {len(front)} points "
+                f"`bitnas pareto` prints {front}"
+            )
 
         # the check: the rendered page holds the Pareto front plot (the section from its
         # heading to the next one, "History"), with one point per COMPLETE trial
@@ -112,7 +142,9 @@ def main() -> int:
             )
         size = screenshot(browser, page, args.out, "1400,1000", args.wait_ms)
         print(
-            f"{page}: Pareto front plot with all {points} COMPLETE trials; {args.out} ({size:,} B)"
+            f"{page}: Pareto front plot with all {points} COMPLETE trials, its {len(best)} best "
+            f"trials = the {len(front)} points of `bitnas pareto` ({', '.join(map(str, front))}); "
+            f"{args.out} ({size:,} B)"
         )
 
         if args.trial_out is not None:
