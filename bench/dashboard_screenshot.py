@@ -71,6 +71,19 @@ def screenshot(browser: str, url: str, out: Path, size: str, wait_ms: int) -> in
     return len(data)
 
 
+def red_points(section: str) -> int:
+    """Points of the plot's reddest trace: the dashboard draws its best trials (the front) in
+    a red colour scale, the other trials in a blue one."""
+    best, redness = 0, -1e9
+    for trace in re.split(r'<g class="trace scatter', section)[1:]:
+        fills = re.findall(r'class="point"[^>]*?fill: rgb\((\d+), (\d+), (\d+)\)', trace)
+        if fills:
+            r = sum(int(f[0]) - int(f[2]) for f in fills) / len(fills)
+            if r > redness:
+                best, redness = len(fills), r
+    return best
+
+
 def pareto_numbers(storage: str, study: str) -> list[int]:
     """The trial numbers of the front `bitnas pareto` prints (the rows under its dashes)."""
     p = subprocess.run(
@@ -140,9 +153,15 @@ def main() -> int:
                 f"{page}: the Pareto front plot shows {points} points, the study has "
                 f"{complete} COMPLETE trials"
             )
+        red = red_points(section)
+        if red != len(front):
+            raise SystemExit(
+                f"{page}: the Pareto front plot shows {red} red (best) points, `bitnas pareto` "
+                f"prints {len(front)}"
+            )
         size = screenshot(browser, page, args.out, "1400,1000", args.wait_ms)
         print(
-            f"{page}: Pareto front plot with all {points} COMPLETE trials, its {len(best)} best "
+            f"{page}: Pareto front plot with all {points} COMPLETE trials, {red} red: its best "
             f"trials = the {len(front)} points of `bitnas pareto` ({', '.join(map(str, front))}); "
             f"{args.out} ({size:,} B)"
         )

@@ -23,6 +23,7 @@ from the repository, ``runs/`` starts empty. A regeneration trains for real (min
 
     python scripts/regenerate_docs.py                 # rerun and rewrite every block
     python scripts/regenerate_docs.py --keep /tmp/d   # ... and keep the scratch folder
+    python scripts/regenerate_docs.py --keep /tmp/d docs/cli/report.md  # one file, reusing it
     python scripts/regenerate_docs.py --check         # compare shapes, write nothing
 
 ``--check`` (what ``tests/scripts/test_regenerate_docs.py`` runs in CI) is the cheap version:
@@ -254,7 +255,7 @@ def expected_failure(shown: list[str]) -> bool:
 
 ARCH = re.compile(r"\b(?:mlp|cnn1d|cnn2d|resnet) [^\s`|]+ T=\d+ \w+")
 NUMBER = re.compile(r"(?<![\w.])[-+±]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|\b(?:NaN|nan|inf)\b")
-LIST = re.compile(r"\[#(?:, #)*\]")
+LIST = re.compile(r"\[#(?:,? #)*\]")  # Python lists, and NumPy arrays as pandas prints them
 
 
 def _counts_pattern() -> re.Pattern[str]:
@@ -393,8 +394,6 @@ def main(argv: list[str] | None = None) -> int:
         scratch = args.keep or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="bitnas-docs-"))
         )
-        if args.keep and args.keep.exists() and any(args.keep.iterdir()):
-            raise SystemExit(f"--keep {args.keep}: not empty")
         if args.check:
             n, problems = check(files, scratch)
             print(
