@@ -1,11 +1,14 @@
 """Browser check of `bitnas dashboard`: headless Chromium renders a study's dashboard page, the
-rendered DOM must hold the Pareto front plot with its points, and a screenshot is written.
+rendered DOM must hold the Pareto front plot with its points, the dashboard's best trials must
+be the points `bitnas pareto` prints (and be drawn as that many best-trial points), and a
+screenshot is written.
 
 Needs Debian's `chromium` (`apt-get install -y chromium`); CI has none, so this is a script and
-its screenshot is committed (docs/img/dashboard_pareto.png, see docs/dashboard.md):
+its screenshot is committed (docs/img/dashboard_pareto.png, see docs/dashboard.md), taken on
+the fresh run of the README's first command that scripts/regenerate_docs.py makes:
 
-    python -m bitnas run studies/digits.toml --storage sqlite:////tmp/digits.db
-    python bench/dashboard_screenshot.py /tmp/digits.db --study digits \\
+    python scripts/regenerate_docs.py --keep /tmp/docs
+    python bench/dashboard_screenshot.py /tmp/docs/runs/digits.db --study digits \\
         --out docs/img/dashboard_pareto.png --trial-out docs/img/dashboard_trial.png
 
 The dashboard is a React app that fetches the study after load: Chromium's virtual time budget
