@@ -85,6 +85,30 @@ def test_a_stale_block_is_caught(tmp_path):
     assert "unrecognized arguments: --budget 5" in problems[1]
 
 
+def test_regenerate_rewrites_only_the_outputs_of_each_block(tmp_path):
+    """Outputs are replaced by what the commands print now; commands, the blank line between
+    them, hidden commands and the text around the blocks stay; a second pass changes nothing."""
+    doc = tmp_path / "page.md"
+    doc.write_text(
+        "# a page\n\ntext before\n\n<!-- output -->\n```\n$ echo hello\nbye (stale)\n\n"
+        "$ printf 'a\\nb\\n'\nc\n```\n<!-- /output -->\n\nbetween\n\n<!-- output -->\n"
+        "```python\n>>> x = 40\n>>> x + 2\n3\n>>> print(f'{x}!')\n```\n<!-- /output -->\n\n"
+        "<!-- output: cat runs/note.txt -->\n```\nold note\n```\n<!-- /output -->\ntext after\n"
+    )
+    (tmp_path / "scratch" / "runs").mkdir(parents=True)
+    (tmp_path / "scratch" / "runs" / "note.txt").write_text("new note\n")
+    assert rd.regenerate([doc], tmp_path / "scratch") == 3
+    want = (
+        "# a page\n\ntext before\n\n<!-- output -->\n```\n$ echo hello\nhello\n\n"
+        "$ printf 'a\\nb\\n'\na\nb\n```\n<!-- /output -->\n\nbetween\n\n<!-- output -->\n"
+        "```python\n>>> x = 40\n>>> x + 2\n42\n>>> print(f'{x}!')\n40!\n```\n<!-- /output -->\n\n"
+        "<!-- output: cat runs/note.txt -->\n```\nnew note\n```\n<!-- /output -->\ntext after\n"
+    )
+    assert doc.read_text() == want
+    rd.regenerate([doc], tmp_path / "scratch")
+    assert doc.read_text() == want
+
+
 def test_every_output_shown_is_regenerated_or_says_why_not():
     """A fenced block showing a `$ ` command with output lines is an output block, or is marked
     `<!-- not regenerated: why -->` just above it."""
