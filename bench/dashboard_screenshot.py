@@ -1,11 +1,14 @@
 """Browser check of `bitnas dashboard`: headless Chromium renders a study's dashboard page, the
-rendered DOM must hold the Pareto front plot with its points, and a screenshot is written.
+rendered DOM must hold the Pareto front plot with its points, the dashboard's best trials must
+be the points `bitnas pareto` prints (and be drawn as that many best-trial points), and a
+screenshot is written.
 
 Needs Debian's `chromium` (`apt-get install -y chromium`); CI has none, so this is a script and
-its screenshot is committed (docs/img/dashboard_pareto.png, see docs/dashboard.md):
+its screenshot is committed (docs/img/dashboard_pareto.png, see docs/dashboard.md), taken on
+the fresh run of the README's first command that scripts/regenerate_docs.py makes:
 
-    python -m bitnas run studies/digits.toml --storage sqlite:////tmp/digits.db
-    python bench/dashboard_screenshot.py /tmp/digits.db --study digits \\
+    python scripts/regenerate_docs.py --keep /tmp/docs
+    python bench/dashboard_screenshot.py /tmp/docs/runs/digits.db --study digits \\
         --out docs/img/dashboard_pareto.png --trial-out docs/img/dashboard_trial.png
 
 The dashboard is a React app that fetches the study after load: Chromium's virtual time budget
@@ -71,6 +74,41 @@ def screenshot(browser: str, url: str, out: Path, size: str, wait_ms: int) -> in
     return len(data)
 
 
+def red_points(section: str) -> int:
+    """Points of the plot's reddest trace: the dashboard draws its best trials (the front) in
+    a red colour scale, the other trials in a blue one."""
+    best, redness = 0, -1e9
+    for trace in re.split(r'<g class="trace scatter', section)[1:]:
+        fills = re.findall(r'class="point"[^>]*?fill: rgb\((\d+), (\d+), (\d+)\)', trace)
+        if fills:
+            r = sum(int(f[0]) - int(f[2]) for f in fills) / len(fills)
+            if r > redness:
+                best, redness = len(fills), r
+    return best
+
+
+def pareto_numbers(storage: str, study: str) -> list[int]:
+    """The trial numbers of the front `bitnas pareto` prints (the rows under its dashes)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "bitnas", "pareto", study, "--storage", storage],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if p.returncode != 0:
+        raise SystemExit(f"bitnas pareto {study} --storage {storage} failed:\n{p.stderr}")
+    lines = p.stdout.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("-----"))
+    return [int(ln.split()[0]) for ln in lines[start + 1 :] if ln.strip()]
+
+
+def storage_url(target: str) -> str:
+    """What `bitnas pareto --storage` takes for the dashboard's TARGET (a SQLite file or URL)."""
+    if "://" in target:
+        return target
+    return f"sqlite:///{Path(target).resolve()}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("target", help="what `bitnas dashboard` takes: SQLite file, URL or study file")
@@ -98,6 +136,14 @@ def main() -> int:
         with urllib.request.urlopen(f"{base}/api/studies/{sid}", timeout=60) as r:
             detail = json.load(r)
         complete = sum(t["state"] == "Complete" for t in detail["trials"])
+        # the dashboard's Best Trials (its red front points) are the front bitnas pareto prints
+        best = sorted(t["number"] for t in detail["best_trials"])
+        front = pareto_numbers(storage_url(args.target), chosen[0]["study_name"])
+        if best != sorted(front):
+            raise SystemExit(
+                f"{page}: the dashboard's best trials {best} are not the {len(front)} points "
+                f"`bitnas pareto` prints {front}"
+            )
 
         # the check: the rendered page holds the Pareto front plot (the section from its
         # heading to the next one, "History"), with one point per COMPLETE trial
@@ -110,9 +156,17 @@ def main() -> int:
                 f"{page}: the Pareto front plot shows {points} points, the study has "
                 f"{complete} COMPLETE trials"
             )
+        red = red_points(section)
+        if red != len(front):
+            raise SystemExit(
+                f"{page}: the Pareto front plot shows {red} red (best) points, `bitnas pareto` "
+                f"prints {len(front)}"
+            )
         size = screenshot(browser, page, args.out, "1400,1000", args.wait_ms)
         print(
-            f"{page}: Pareto front plot with all {points} COMPLETE trials; {args.out} ({size:,} B)"
+            f"{page}: Pareto front plot with all {points} COMPLETE trials, {red} red: its best "
+            f"trials = the {len(front)} points of `bitnas pareto` ({', '.join(map(str, front))}); "
+            f"{args.out} ({size:,} B)"
         )
 
         if args.trial_out is not None:

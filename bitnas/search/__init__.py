@@ -15,7 +15,7 @@ from bitnas.search.raytune import RaySettings, run_ray
 from bitnas.search.samplers import SAMPLERS, make_sampler
 from bitnas.search.stopping import STOPPERS, ParetoStopper, Stopper, make_stopper
 from bitnas.search.storage import create_or_load_study, load_study, open_storage
-from bitnas.search.trials import close_abandoned, counts
+from bitnas.search.trials import close_abandoned, closed_so_far, counts
 
 Backend = Callable[..., dict[str, int]]
 #: Backend name -> runner ``f(study, problem, n_trials, *, progress) -> added counts``.
@@ -41,8 +41,12 @@ def optimize(
     # study, or a sweep cell, already at its target) there is no data to load
     if backend == "local" and n_trials > 0:
         problem.evaluator.prepare()
+    closed = closed_so_far()
     close_abandoned(study)
-    return runner(study, problem, n_trials, progress=progress, **options)
+    added = runner(study, problem, n_trials, progress=progress, **options)
+    # trials a dead earlier run left RUNNING, closed by this run (here or while it ran)
+    added["closed"] = closed_so_far() - closed
+    return added
 
 
 __all__ = [

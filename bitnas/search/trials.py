@@ -223,7 +223,18 @@ def close_abandoned(study: optuna.Study) -> int:
             # its architecture was never measured: the next trial asked trains it
             study.enqueue_trial(t.params, user_attrs={ATTR_RETRY: t.number})
         closed += 1
+    _CLOSED[0] += closed
     return closed
+
+
+#: How many trials ``close_abandoned`` closed in this process, all runs together.
+_CLOSED = [0]
+
+
+def closed_so_far() -> int:
+    """Trials ``close_abandoned`` has closed in this process so far: a run's difference of it
+    is what that run closed."""
+    return _CLOSED[0]
 
 
 def _alive(pid: int, started: str = "") -> bool:

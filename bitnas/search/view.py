@@ -103,7 +103,7 @@ class StudyView:
         self._n = 0  # trials below this number were looked at
         self._open: list[int] = []  # numbers below _n not finished at the last look
         self.totals = dict.fromkeys(COUNT_KEYS, 0)  # finished trials only
-        self.mine = dict.fromkeys(COUNT_KEYS, 0)
+        self.mine = dict.fromkeys((*COUNT_KEYS, "retries"), 0)
         self.complete: dict[str, int] = {}  # key -> trial id of the trial that trained it
         self._complete_dup: set[str] = set()  # keys whose entry is (for now) a re-told one
         self.early: dict[str, int] = {}  # key -> trial id of the first trial a stopper stopped
@@ -111,9 +111,14 @@ class StudyView:
         self._refs: dict[str, Reference] = {}
         self.running: list[FrozenTrial] = []
         self.trained: Mapping[str, FrozenTrial] = _Trained(self)
+        self._fail_keys: set[str] = set()  # architectures of every FAIL trial so far
+        self._mine_failed: list[str] = []  # architectures of this run's FAIL trials
         self.start: int | None = None
         self.refresh()
         self.start = self._n
+        # trials waiting when the run started (a closed trial's enqueued retry) are this
+        # run's once it asks them
+        self._open_at_start = frozenset(self._open)
 
     @property
     def n_trials(self) -> int:
@@ -129,9 +134,15 @@ class StudyView:
         return {**self.totals, "running": len(self.running)}
 
     def added(self) -> dict[str, int]:
-        """``trials.counts`` of this process's trials since the view was made."""
+        """``trials.counts`` of this process's trials since the view was made: a failure of
+        this run whose architecture was trained to the end since is ``retried``, not
+        ``failed``; ``retries`` counts the finished trials that trained the architecture of an
+        earlier FAIL trial (a closed or failed one, of any run)."""
         mine = [t for t in self.running if self._mine(t)]
-        return {**self.mine, "running": len(mine)}
+        trained = self.complete.keys() | self.early.keys()
+        retried = sum(1 for k in self._mine_failed if k in trained)
+        failed = self.mine["failed"] - retried
+        return {**self.mine, "failed": failed, "retried": retried, "running": len(mine)}
 
     def not_to_draw(self) -> _NotToDraw:
         return _NotToDraw(self)
@@ -185,7 +196,9 @@ class StudyView:
 
     def _mine(self, t: FrozenTrial) -> bool:
         return (
-            self.start is not None and t.number >= self.start and t.user_attrs.get("owner") == OWNER
+            self.start is not None
+            and (t.number >= self.start or t.number in self._open_at_start)
+            and t.user_attrs.get("owner") == OWNER
         )
 
     def _settle(self, t: FrozenTrial) -> None:
@@ -193,13 +206,18 @@ class StudyView:
         self.totals[what] += 1
         if what in ("complete", "pruned"):
             self.totals["finished"] += 1
+        key = t.user_attrs.get(ATTR_KEY)
         if self._mine(t):
             self.mine[what] += 1
             if what in ("complete", "pruned"):
                 self.mine["finished"] += 1
-        key = t.user_attrs.get(ATTR_KEY)
+                self.mine["retries"] += key in self._fail_keys
+            elif what == "failed" and key:
+                self._mine_failed.append(str(key))
         if not key:
             return
+        if t.state == TrialState.FAIL:
+            self._fail_keys.add(str(key))
         if t.state == TrialState.COMPLETE:
             dup = ATTR_DUPLICATE in t.user_attrs
             if key not in self.complete or (key in self._complete_dup and not dup):

@@ -6,27 +6,31 @@ import optuna
 
 from bitnas.search.export import front_trials
 
-__all__ = ["format_counts", "format_front"]
+__all__ = ["PHRASES", "format_counts", "format_front"]
+
+
+#: What follows each count after "N finished trials (...)", in the order printed. ``retries``,
+#: ``closed`` and a run's ``retried`` appear in what one run added (``StudyView.added``).
+PHRASES: dict[str, str] = {
+    "retries": "of them retrying a failed trial",
+    "failed": "failed (a re-run retries them)",
+    "retried": "failed and since retried to the end",
+    "closed": "closed (left running by a dead earlier run)",
+    "duplicate": "repeated proposals answered from earlier trials",
+    "rejected": "over budget, not trained",
+    "spare": "spare, not trained (other runs' trials made the target)",
+    "running": "running",
+}
 
 
 def format_counts(c: dict[str, int]) -> str:
-    """``12 finished trials (11 complete, 1 pruned), 2 failed (a re-run retries them), ...``"""
+    """``12 finished trials (11 complete, 1 pruned), 2 failed (a re-run retries them), ...``:
+    every ``PHRASES`` count above zero, in that order."""
     parts = [f"{c.get('finished', 0)} finished trials"]
     detail = [f"{c[k]} {k}" for k in ("complete", "pruned") if c.get(k)]
     if detail:
         parts[0] += f" ({', '.join(detail)})"
-    if c.get("failed", 0) > 0:  # in a run's additions, a retried failure counts -1 here
-        parts.append(f"{c['failed']} failed (a re-run retries them)")
-    if c.get("retried", 0) > 0:
-        parts.append(f"{c['retried']} failed and since retried to the end")
-    if c.get("duplicate"):
-        parts.append(f"{c['duplicate']} repeated proposals answered from earlier trials")
-    if c.get("rejected"):
-        parts.append(f"{c['rejected']} over budget, not trained")
-    if c.get("spare"):
-        parts.append(f"{c['spare']} spare, not trained (other runs' trials made the target)")
-    if c.get("running", 0) > 0:
-        parts.append(f"{c['running']} running")
+    parts += [f"{c[k]} {phrase}" for k, phrase in PHRASES.items() if c.get(k, 0) > 0]
     return ", ".join(parts)
 
 

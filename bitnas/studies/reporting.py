@@ -354,6 +354,16 @@ def _short_names(sources: Sequence[Source]) -> dict[str, str]:
 
 def _plot_density(front: Sequence[Record], path: Path, short: dict[str, str]) -> None:
     import matplotlib.pyplot as plt
+
+    fig = density_figure(front, short)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def density_figure(front: Sequence[Record], short: dict[str, str]) -> Any:
+    """The bit-density figure of ``front`` (a matplotlib Figure): one line per point, layer
+    index on an integer axis."""
+    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
@@ -382,8 +392,7 @@ def _plot_density(front: Sequence[Record], path: Path, short: dict[str, str]) ->
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def _plot_hv(sources: Sequence[Source], path: Path) -> None:
@@ -727,6 +736,12 @@ def write_report(
     return md
 
 
+def _stored_seed(study: optuna.Study) -> int | None:
+    """The study seed recorded with a study bitnas ran (``[study] seed``), else None."""
+    seed = (study.user_attrs.get("bitnas_spec") or {}).get("study", {}).get("seed")
+    return seed if isinstance(seed, int) else None
+
+
 def report(target: str | Path, *, out: str | Path, storage: str | None = None) -> Path:
     """Report on a study file (a sweep reports all its cells together) or a stored study name."""
     from bitnas.search.storage import load_study, open_storage
@@ -755,7 +770,8 @@ def report(target: str | Path, *, out: str | Path, storage: str | None = None) -
     else:
         result = open_result(spec or str(target), storage=storage)
         budget = result.spec.budget.bitops if result.spec else None
-        sources = [_source(result.study, None if budget is None else float(budget))]
+        seed = result.spec.study.seed if result.spec else _stored_seed(result.study)
+        sources = [_source(result.study, None if budget is None else float(budget), seed=seed)]
         title = f"bitnas report: study {result.study.study_name!r}"
         budgets = None
     if not any(s.records for s in sources):

@@ -101,6 +101,12 @@ def test_kill_9_mid_study_then_the_same_command_resumes(tmp_path, capped):
         time.sleep(0.1)
     again = bitnas("run", f, "--no-progress")
     assert "now 6 finished trials" in again.stdout
+    # the resumed run's summary names the trial it closed and the retry among those it trained
+    assert f"added {6 - finished_before} finished trials" in again.stdout
+    assert "1 of them retrying a failed trial, 1 closed (left running by a dead earlier run)" in (
+        again.stdout
+    )
+    assert "re-run retries" not in again.stdout  # the closed trial was retried: none pending
     out = tmp_path / "k.parquet"
     bitnas("export", f, "--parquet", out)
     rows = pq.read_table(out).to_pylist()

@@ -155,3 +155,55 @@ def test_a_failure_retried_to_the_end_is_counted_retried_not_failed():
     assert format_counts(added) == (
         "1 finished trials (1 complete), 1 failed and since retried to the end"
     )
+
+
+def test_a_resumed_run_counts_what_it_trained_retried_and_closed():
+    """After a dead run, the next run's summary names what it did itself: the trial it closed,
+    the retry of that trial's architecture among the trials it trained (the retry was
+    enqueued before the run's view began: it is still this run's), and a failure of its own
+    that it then trained to the end is retried, not pending."""
+    import subprocess
+    import sys
+
+    from bitnas.evaluators import CallableEvaluator, EvalResult
+    from bitnas.search.trials import OWNER, propose
+    from bitnas.studies.report import format_counts
+    from tests.conftest import synthetic_accuracy
+
+    problem = Problem(space=small_space(), evaluator=SpyEvaluator(), budget=Budget(60_000))
+    study = optuna.create_study(
+        directions=problem.directions, sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    optimize(study, problem, 2, progress=False)
+    p = propose(study, problem)  # the killed run's trial: recorded, never told
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    p.trial.set_user_attr("owner", f"{OWNER.split(':')[0]}:{dead}")
+    added = optimize(study, problem, 3, progress=False)
+    assert (added["finished"], added["retries"], added["closed"]) == (3, 1, 1)
+    assert format_counts(added).startswith(
+        "3 finished trials (3 complete), 1 of them retrying a failed trial, "
+        "1 closed (left running by a dead earlier run)"
+    )
+    assert optimize(study, problem, 0, progress=False)["closed"] == 0  # nothing left to close
+
+    # a failure of this run, proposed again and trained to the end in the same run
+    calls: list[str] = []
+
+    def once_flaky(arch, *, seed, report):
+        calls.append(arch.key())
+        if len(calls) == 1:
+            raise RuntimeError("transient")
+        return EvalResult(metrics={"val_accuracy": synthetic_accuracy(arch), "test_accuracy": 0.5})
+
+    flaky = Problem(space=small_space(), evaluator=CallableEvaluator(once_flaky),
+                    budget=Budget(60_000))  # fmt: skip
+    s2 = optuna.create_study(directions=flaky.directions, sampler=optuna.samplers.RandomSampler(0))
+    first = propose(s2, flaky)  # enqueue that architecture twice: it fails, then trains
+    s2.enqueue_trial(first.trial.params)
+    s2.tell(first.trial, state=optuna.trial.TrialState.FAIL)
+    s2.enqueue_trial(first.trial.params)
+    added = optimize(s2, flaky, 2, progress=False)
+    assert (added["failed"], added["retried"]) == (0, 1), added
+    assert "re-run retries" not in format_counts(added)
+    assert "1 failed and since retried to the end" in format_counts(added)

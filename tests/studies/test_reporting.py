@@ -220,6 +220,7 @@ def test_bitnas_report_writes_a_report_for_a_stored_study(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     md = (tmp_path / "out" / "report.md").read_text()
     assert md.startswith("# bitnas report: study 's'")
+    assert "| `s` | all | 60k | 0 |" in md  # the study's seed, 0, is shown (was blank)
     assert_png(tmp_path / "out" / "pareto.png")
     # real trained trials store per-plane densities: the bit-plane section reads them
     planes = md.split("## Bit density per layer and bit plane")[1]
@@ -240,3 +241,42 @@ def test_only_the_winning_family_of_each_budget_is_bold():
     assert wins == {("single_step", 1e6), ("binary_spikes", 2e6)}
     texts = [_iso_text(c, (c.allocation, c.budget) in wins) for c in cells]
     assert [t.startswith("**") for t in texts] == [False, True, True, False]
+
+
+def test_studies_table_shows_seed_zero_of_a_plain_study(tmp_path):
+    """A plain study's seed is the one it was run with, 0 included (it was left blank)."""
+    from bitnas.studies.reporting import _stored_seed
+
+    study = synthetic_study("plain0", SPACE, BUDGET, trials=4)
+    assert _stored_seed(study) is None  # not run by bitnas: nothing recorded
+    study.set_user_attr("bitnas_spec", {"study": {"seed": 0}})
+    assert _stored_seed(study) == 0
+    md = write_report([_source(study, BUDGET, seed=0)], tmp_path, title="t").read_text()
+    assert "| `plain0` | all | 120k | 0 | 4 | 4 |" in md
+
+
+def test_density_plot_has_integer_layer_ticks_and_distinct_colours():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bitnas.studies.reporting import density_figure
+
+    front = [rec(i, 0.5 + i / 100, 1e4 * (i + 1), densities=(0.5, 0.3, 0.2, 0.4))
+             for i in range(12)]  # fmt: skip
+    fig = density_figure(front, {"s": "s"})
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if 0 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # no 0.5 between layers
+    lines = [ln for ln in ax.get_lines() if ln.get_label().startswith("#")]
+    assert len(lines) == 12
+    colours = [matplotlib.colors.to_hex(ln.get_color()) for ln in lines]
+    assert len(set(colours[:10])) == 10  # ten distinct hues before any repeats
+    # past ten, a hue comes back with another marker: every line is still told apart
+    assert len({(c, ln.get_marker()) for c, ln in zip(colours, lines, strict=True)}) == 12
+    # the ten hues are tab10's distinct ones, not tab20's light/dark pairs of one hue
+    tab10 = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab10").colors]
+    assert colours[:10] == tab10
+    plt.close(fig)
