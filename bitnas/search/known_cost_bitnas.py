@@ -120,6 +120,7 @@ class ArchitectureSpace(CandidateSpace):
         self._archs: dict[str, Architecture] = {}
         self._dists: dict[str, BaseDistribution] = {}
         self._opts: dict[str, tuple[Any, ...]] = {}
+        self._last: tuple[Mapping[str, Any] | None, Architecture | None] = (None, None)
         rng = np.random.default_rng(seed)
         listed = self.enumerate()
         probes = listed if listed is not None and len(listed) <= 4 * PROBES else None
@@ -138,6 +139,8 @@ class ArchitectureSpace(CandidateSpace):
         self._s_lo, self._s_span = s.min(0), np.where(np.ptp(s, 0) > 0, np.ptp(s, 0), 1.0)
 
     def arch(self, params: Mapping[str, Any]) -> Architecture:
+        if params is self._last[0] and self._last[1] is not None:  # just completed
+            return self._last[1]
         k = key_of(params)
         a = self._archs.get(k)
         if a is None:
@@ -156,6 +159,9 @@ class ArchitectureSpace(CandidateSpace):
         if len(self._archs) >= ARCH_CACHE:
             self._archs.clear()
         self._archs[key_of(c.params)] = arch
+        # the candidate just completed is costed (budget repair) and featurised next: kept
+        # by identity, that skips re-keying it (JSON of every parameter) each time
+        self._last = (c.params, arch)
         return c.params, c.options
 
     def cost(self, params: Mapping[str, Any]) -> float:
