@@ -89,15 +89,16 @@ def test_model_intervals_cover_held_out_values():
 
 def test_the_trend_carries_the_data_s_slope_beyond_them():
     """A constant-mean GP reverts to the observed mean away from its data; with the linear
-    trend the model predicts more accuracy for more of what helped in the data."""
+    trend in the log cost (the last feature) the model predicts more accuracy where the
+    data's slope says so."""
     from bitnas.search.known_cost._surrogate import Surrogate
 
     rng = np.random.default_rng(0)
     X = rng.uniform(0.0, 0.5, size=(40, 2))  # the data cover only the lower half
-    y = 0.6 + 0.3 * X[:, 0] + rng.normal(0, 0.003, 40)
+    y = 0.6 + 0.3 * X[:, 1] + rng.normal(0, 0.003, 40)
     sur = Surrogate(np.array([False, False]), seed=0)
     sur.fit(X, y, priority=-y, refit=True)
-    far = np.array([[1.0, 0.25], [0.0, 0.25], [0.3, 0.25]])  # past the data, at 0, inside
+    far = np.array([[0.25, 1.0], [0.25, 0.0], [0.25, 0.3]])  # past the data, at 0, inside
     med, lo, hi = sur.interval(far)
     # the slope (truth 0.9; the ridge shrinks it a little), not the mean (~0.675)
     assert med[0] > y.max() + 0.05 and med[1] < y.min() + 0.02

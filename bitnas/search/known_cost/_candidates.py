@@ -55,6 +55,9 @@ class CandidateSpace(abc.ABC):
 
     #: per feature column: True if it holds integer category codes (Hamming distance)
     is_categorical: np.ndarray
+    #: the feature column holding the scaled log cost, the regressor of the model's trend
+    #: (every space here puts it last)
+    log_cost_column: int = -1
 
     @abc.abstractmethod
     def complete(self, params: Params, rng: np.random.Generator) -> Completed:

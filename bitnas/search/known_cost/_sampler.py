@@ -347,7 +347,11 @@ class KnownCostSampler(BaseSampler):
         stair = best0[seg]
         gap = np.where(np.isfinite(stair), stair - y, 0.0)
         if self._surrogate is None:
-            self._surrogate = Surrogate(pool.space.is_categorical, seed=self._seed)
+            self._surrogate = Surrogate(
+                pool.space.is_categorical,
+                seed=self._seed,
+                trend_column=pool.space.log_cost_column,
+            )
         n = len(keys)
         refit = self._fits == 0 or n <= 4 * self._n_startup or n % REFIT_EVERY == 0
         with threadpool_limits(1):

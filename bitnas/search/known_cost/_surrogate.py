@@ -4,14 +4,14 @@ with hyperparameters fitted on a bounded subsample and a posterior over a bounde
 - Targets are the objective's robust scores (``Warp``): robust to broken architectures and
   heavy tails, and the model's 2-sigma intervals, mapped back through the warp, are intervals
   in objective units (the benchmark measures how often they hold held-out truths).
-- A linear trend in the continuous features (ridge regression on every observation) is
-  fitted first and the GP models what it leaves (a GP with explicit basis functions,
-  Rasmussen & Williams 2006, section 2.7). A constant-mean GP reverts to the observed mean
-  away from its data: an untried cost level, or more bits than any trial had, is predicted
-  near the average of what was tried, which under a front-seeking search underrates good
-  untried architectures (on NAS-Bench-201 it predicted the best untried cells 1.4-4.8 points
-  too low, and a seed that met this early lost a third of the front). The trend carries
-  "more convolutions / bits / width, more accuracy" where the data say so.
+- A linear trend in the log cost (ridge regression on every observation) is fitted first
+  and the GP models what it leaves (a GP with an explicit basis function, Rasmussen &
+  Williams 2006, section 2.7). A constant-mean GP reverts to the observed mean away from
+  its data: an untried cost level is predicted near the average of what was tried, which
+  under a front-seeking search underrates good untried architectures (on NAS-Bench-201 it
+  predicted the best untried cells 1.4-4.8 points too low, and a seed that met this early
+  lost a third of the front). Only the cost: a trend in every feature (bits, widths, counts)
+  extrapolated too far on the MNIST-1D table (36.4 trials to 99% HV instead of 26.7).
 - Kernel hyperparameters (ARD Matern 5/2, categorical dimensions by Hamming distance, noise)
   are fitted by Optuna's own GP code (``optuna._gp``, the model behind ``GPSampler``: priors
   that keep small-data fits sane, warm starts from the previous fit), on at most ``n_fit``
@@ -37,7 +37,7 @@ __all__ = ["Surrogate"]
 #: Observations the hyperparameters are fitted on, and the posterior conditions on.
 N_FIT = 128
 N_POST = 300
-#: Ridge penalty of the linear trend's slopes (features are scaled to about [0, 1]).
+#: Ridge penalty of the linear trend's slope (the log cost is scaled to about [0, 1]).
 TREND_RIDGE = 1.0
 
 
@@ -58,8 +58,11 @@ class Surrogate:
     """Fit on features ``X`` ([n, d]; columns flagged in ``is_categorical`` hold integer codes,
     the others values scaled to about [0, 1]) and objective values ``y`` (maximised)."""
 
-    def __init__(self, is_categorical: np.ndarray, seed: int | None = None) -> None:
+    def __init__(
+        self, is_categorical: np.ndarray, seed: int | None = None, trend_column: int = -1
+    ) -> None:
         self.is_categorical = np.asarray(is_categorical, dtype=bool)
+        self.trend_column = trend_column  # the feature holding the (scaled) log cost
         self._rng = np.random.default_rng(seed)
         self._gpr: object | None = None  # optuna._gp.gp.GPRegressor of the last fit
         self.warp: Warp | None = None
@@ -117,10 +120,18 @@ class Surrogate:
         # L^-1 once per fit: the variances of a pool are then one matrix product (BLAS
         # GEMM), 2-3x faster than a triangular solve with the pool as right-hand sides
         self._linv = solve_triangular(self._chol[0], np.eye(len(K)), lower=True, check_finite=False)
+        # leave-one-out residuals in closed form (z_i = alpha_i / sqrt([K^-1]_ii)): the
+        # factor that makes 95% of them fall within 2 sigma widens the intervals the model
+        # reports (``interval``) when its own are too narrow -- a MAP GP ignores the
+        # uncertainty of its hyperparameters and its trend (on NAS-Bench-201 its 2-sigma
+        # intervals held 70-77% of untried truths; scaled, 85-86%)
+        loo = self._alpha / np.sqrt((self._linv * self._linv).sum(0))
+        self.calibration = max(1.0, float(np.quantile(np.abs(loo), 0.95)) / 2.0)
 
     def _basis(self, X: np.ndarray) -> np.ndarray:
-        """The trend's regressors: an intercept and the continuous features."""
-        return np.concatenate([np.ones((len(X), 1)), X[:, ~self.is_categorical]], axis=1)
+        """The trend's regressors: an intercept and the log cost."""
+        j = self.trend_column
+        return np.concatenate([np.ones((len(X), 1)), X[:, j : j + 1 if j != -1 else None]], axis=1)
 
     @property
     def noise_sd_z(self) -> float:
@@ -171,8 +182,12 @@ class Surrogate:
 
     def interval(self, X: np.ndarray, k: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(median, lower, upper) of the objective at ``X`` in objective units: the
-        ``mu +- k sigma`` interval of the warped scores mapped back through the warp."""
+        ``mu +- k sigma`` interval of the warped scores mapped back through the warp, sigma
+        scaled by the leave-one-out ``calibration``. The acquisition uses ``predict``
+        unscaled: with the scaled sigma it explored more and found less (NAS-Bench-201
+        HV@100 median 0.962 vs 0.969 over 10 seeds, within their spread)."""
         assert self.warp is not None
         mu, sd = self.predict(X)
+        sd = sd * self.calibration
         w = self.warp
         return w.inverse(mu), w.inverse(mu - k * sd), w.inverse(mu + k * sd)
