@@ -12,6 +12,25 @@ from bitnas.search import Problem
 from bitnas.spaces import Architecture, Budget, MLPSpace, SearchSpace, bitops
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start Ray run one after another on one xdist worker."""
+    for item in items:
+        if item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An xdist worker trains with one thread: the workers already fill the cores (two
+    workers of two threads each on two cores slow each other down)."""
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def small_study_toml(
     name: str, *, bitops: str, epochs: int, study_extra: str = "", storage: str | None = None
 ) -> str:

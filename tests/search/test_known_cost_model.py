@@ -189,26 +189,3 @@ def test_repair_lowers_several_choices_at_once_far_over_the_budget():
     assert fixed is not None and cost(fixed[0]) <= 40
     assert builds < 40  # one build per lowered choice would take 120
     assert cost(fixed[0]) > 20  # not lowered far past what the budget needs
-
-
-def test_spaces_with_exact_sizes_still_give_every_feasible_point_once():
-    budget = 96
-    sampler = KnownCostSampler(cost=_cost, budget=budget, search_space=SPACE, seed=3)
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    feasible = {
-        (w, b, a)
-        for w, b, a in itertools.product(range(8, 65, 8), [1, 2, 4, 8], ["relu", "spike"])
-        if _cost(dict(width=w, bits=b, act=a)) <= budget
-    }
-
-    def objective(t):
-        p = {
-            "width": t.suggest_int("width", 8, 64, step=8),
-            "bits": t.suggest_categorical("bits", [1, 2, 4, 8]),
-            "act": t.suggest_categorical("act", ["relu", "spike"]),
-        }
-        return _acc(p), _cost(p)
-
-    study.optimize(objective, n_trials=len(feasible))
-    got = {(t.params["width"], t.params["bits"], t.params["act"]) for t in study.trials}
-    assert got == feasible
