@@ -141,11 +141,16 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 SCHEMA_RACE_TRIES = 6
 
 
+#: PostgreSQL's catalog indexes that a concurrent creation of one type or table violates.
+_PG_CATALOG_INDEXES = ("pg_type_typname_nsp_index", "pg_class_relname_nsp_index")
+
+
 def _schema_race(e: Exception) -> bool:
     """Whether ``e`` is what Optuna's RDBStorage raises when another process creates the same
     new database's tables at the same moment (a run starting while `optuna-dashboard` or
     `bitnas pareto` opens the file): a table or type that "already exists" (SQLite, MySQL,
-    PostgreSQL), or a second insert of the schema version (a unique-key violation on
+    PostgreSQL), a unique-key violation in PostgreSQL's catalog of types or tables (its form
+    of "already exists" when both create at once), or a second insert of the schema version (a unique-key violation on
     ``alembic_version``). Optuna creates the schema without a lock; trying again finds it
     made. Only the driver's own message is read (not the SQL statement SQLAlchemy appends),
     so a read-only or locked database is not mistaken for it. Written here because neither
@@ -161,6 +166,9 @@ def _schema_race(e: Exception) -> bool:
     if isinstance(e, sa_exc.OperationalError | sa_exc.ProgrammingError):
         return "already exists" in text
     if isinstance(e, sa_exc.IntegrityError):
+        # PostgreSQL: two CREATE TYPE/TABLE of one name at once collide in its catalogs
+        if any(index in text for index in _PG_CATALOG_INDEXES):
+            return True
         return "alembic_version" in str(e) and ("unique" in text or "duplicate" in text)
     return False
 
