@@ -148,13 +148,14 @@ _PG_CATALOG_INDEXES = ("pg_type_typname_nsp_index", "pg_class_relname_nsp_index"
 def _schema_race(e: Exception) -> bool:
     """Whether ``e`` is what Optuna's RDBStorage raises when another process creates the same
     new database's tables at the same moment (a run starting while `optuna-dashboard` or
-    `bitnas pareto` opens the file): a table or type that "already exists" (SQLite, MySQL,
-    PostgreSQL), a unique-key violation in PostgreSQL's catalog of types or tables (its form
-    of "already exists" when both create at once), or a second insert of the schema version (a unique-key violation on
-    ``alembic_version``). Optuna creates the schema without a lock; trying again finds it
-    made. Only the driver's own message is read (not the SQL statement SQLAlchemy appends),
-    so a read-only or locked database is not mistaken for it. Written here because neither
-    Optuna nor SQLAlchemy retries this."""
+    `bitnas pareto` opens the file, or several runs starting at once on a new PostgreSQL
+    database): a table or type that "already exists" (SQLite, MySQL, PostgreSQL), a
+    unique-key violation in PostgreSQL's catalog of types or tables (its form of "already
+    exists" when both create at once), or a second insert of the schema version (a
+    unique-key violation on ``alembic_version``). Optuna creates the schema without a lock;
+    trying again finds it made. Only the driver's own message is read (not the SQL
+    statement SQLAlchemy appends), so a read-only or locked database is not mistaken for
+    it. Written here because neither Optuna nor SQLAlchemy retries this."""
     import sqlalchemy.exc as sa_exc
 
     if not isinstance(e, sa_exc.DBAPIError):

@@ -63,8 +63,8 @@ class RayCluster:
     def alive_cpus(self) -> float:
         """The CPUs of the cluster's live nodes, asked by a process of its own (this one
         must not join the cluster: it would stay joined)."""
-        code = ("import ray; ray.init(address=%r, log_to_driver=False, logging_level='ERROR');"
-                "print(ray.cluster_resources().get('CPU', 0))") % self.address  # fmt: skip
+        code = (f"import ray; ray.init(address={self.address!r}, log_to_driver=False, "
+                "logging_level='ERROR'); print(ray.cluster_resources().get('CPU', 0))")  # fmt: skip
         p = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True,
                            text=True, timeout=120)  # fmt: skip
         try:
