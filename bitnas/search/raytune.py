@@ -314,6 +314,7 @@ def _searcher_class() -> type:
 
         def _finished(self, p: Proposal, ft: optuna.trial.FrozenTrial) -> None:
             self.progress.update(ft)
+            self.shared.changed()
             if ft.state == TrialState.COMPLETE:
                 self._refresh_references()
             twins = self.held.pop(p.arch.key(), [])

@@ -48,17 +48,23 @@ class SharedStudy:
     def __init__(self, study: optuna.Study, view: StudyView, target: int, stopped: bool) -> None:
         self.study, self.view, self.target, self.stopped = study, view, target, stopped
         self._looked = 0.0
+        self._changed = True
         self.left = 0
 
-    def look(self, force: bool = False) -> None:
-        """Refresh the view, at most every ``POLL_S`` unless ``force``; a run that waits on
-        others also closes the trials of runs that died (``trials.close_abandoned``)."""
+    def look(self) -> None:
+        """Refresh the view when this run finished a trial since the last look
+        (``changed``), else at most every ``POLL_S``; a run that waits on others also closes
+        the trials of runs that died (``trials.close_abandoned``)."""
         now = time.monotonic()
-        if force or now - self._looked >= POLL_S:
+        if self._changed or now - self._looked >= POLL_S:
             self.view.refresh()
-            if not force:
+            if not self._changed:
                 close_abandoned(self.study)
-            self._looked = now
+            self._looked, self._changed = now, False
+
+    def changed(self) -> None:
+        """This run told a trial: the next ``look`` reads the storage."""
+        self._changed = True
 
     def twin(self, p: Proposal) -> tuple[str, FrozenTrial | None]:
         """What to do with ``p`` given the other runs: ("reuse", the trial that trained its
