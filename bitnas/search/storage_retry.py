@@ -68,15 +68,26 @@ def retry_seconds() -> float:
 def disconnected(e: BaseException) -> bool:
     """Whether ``e`` says the server did not answer or dropped the connection (not that the
     statement or its data was wrong): SQLAlchemy's OperationalError, InterfaceError or a
-    disconnect, raised bare or wrapped in Optuna's StorageInternalError."""
+    disconnect, raised bare, wrapped in Optuna's StorageInternalError, or behind the error
+    it caused (Optuna's fallback query in the same session then meets SQLAlchemy's
+    PendingRollbackError)."""
     import sqlalchemy.exc as sa_exc
 
-    if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
-        e = e.__cause__
-    if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
-        return True
     kinds = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
-    return isinstance(e, kinds)
+    seen: set[int] = set()
+    link: BaseException | None = e
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, kinds) or (
+            isinstance(link, sa_exc.DBAPIError) and link.connection_invalidated
+        ):
+            return True
+        if not isinstance(
+            link, optuna.exceptions.StorageInternalError | sa_exc.PendingRollbackError
+        ):
+            return False
+        link = link.__cause__ or link.__context__
+    return False
 
 
 class RetryingRDBStorage(RDBStorage):
@@ -153,7 +164,8 @@ class RetryingRDBStorage(RDBStorage):
             text = redact(self.url, f"{type(cause).__name__}: {cause}").splitlines()[0]
             raise StorageError(
                 f"the database server of storage {self._shown} did not answer for "
-                f"{waited:.0f} s ({tries} tries; last: {text}); the run stops. The trials it "
+                f"{waited:.0f} s (the bound: {self._retry_s:g} s; {tries} tries; last: "
+                f"{text}); the run stops. The trials it "
                 "held stay RUNNING until the next `bitnas run` on the study closes them "
                 f"(abandoned) and trains their architectures again. Set {RETRY_ENV} to wait "
                 "longer"
