@@ -29,7 +29,7 @@ def _free_port() -> int:
 class RayCluster:
     """``address`` to join it, ``env`` for a process that joins it (the token)."""
 
-    def __init__(self, logs: Path, cpus: int = 2) -> None:
+    def __init__(self, logs: Path, cpus: int = 2, extra: list[str] | None = None) -> None:
         self.logs = logs
         self.gcs = _free_port()
         self.address = f"127.0.0.1:{self.gcs}"
@@ -38,7 +38,8 @@ class RayCluster:
         self.tmp = tempfile.mkdtemp(prefix="bnrc", dir="/tmp")  # Unix socket paths are short
         self.nodes: list[subprocess.Popen[bytes]] = []
         self._start("head", ["--head", f"--port={self.gcs}", "--include-dashboard=false",
-                             f"--ray-client-server-port={_free_port()}"], cpus, {})  # fmt: skip
+                             f"--ray-client-server-port={_free_port()}", *(extra or [])],
+                    cpus, {})  # fmt: skip
         self.wait_for_cpus(cpus)
 
     def _start(self, name: str, args: list[str], cpus: int, resources: dict[str, float]) -> None:
