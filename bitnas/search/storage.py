@@ -15,7 +15,7 @@ import optuna
 
 from bitnas.errors import StorageError
 from bitnas.search.problem import Problem
-from bitnas.search.storage_retry import RETRY_ENV, RetryingRDBStorage, disconnected, retry_seconds
+from bitnas.search.storage_retry import RetryingRDBStorage, retry_seconds
 
 __all__ = [
     "create_or_load_study",
@@ -119,7 +119,6 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     path = _sqlite_path(url)
     if path is not None:
         _check_file(path, url, create)
-    if path is not None:
         # A generous busy timeout lets readers and one writer share a SQLite file.
         return _open_rdb(url, lambda: optuna.storages.RDBStorage(
             url, engine_kwargs={"connect_args": {"timeout": 60}}), sqlite=True)  # fmt: skip
@@ -129,8 +128,7 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     if url.split("://", 1)[0].split("+", 1)[0].lower() == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}  # a silent host: fail, then retry
     return _open_rdb(url, lambda: RetryingRDBStorage(
-        url, shown_url=redact(url), retry_s=retry_s, engine_kwargs=kwargs),
-        retry_s=retry_s)  # fmt: skip
+        url, shown_url=redact(url), retry_s=retry_s, engine_kwargs=kwargs))  # fmt: skip
 
 
 def _open_rdb(
@@ -138,12 +136,12 @@ def _open_rdb(
     make: Callable[[], optuna.storages.RDBStorage],
     *,
     sqlite: bool = False,
-    retry_s: float = 0.0,
 ) -> optuna.storages.RDBStorage:
-    """``make()``, retried while another process creates the same new schema, and for a
-    database server, while it does not answer (up to ``retry_s`` seconds)."""
+    """``make()``, retried while another process creates the same new schema. A database
+    server that does not answer here is an error at once (a wrong host or port is far more
+    likely than a restart in this instant); once opened, the storage's calls ride out a
+    restart (storage_retry.py)."""
     tries = 0
-    start = time.monotonic()
     while True:
         try:
             storage = make()
@@ -155,13 +153,8 @@ def _open_rdb(
             if _schema_race(e) and tries < SCHEMA_RACE_TRIES:
                 time.sleep(0.1 * tries)
                 continue
-            if not sqlite and disconnected(e) and time.monotonic() - start < retry_s:
-                time.sleep(min(5.0, 0.1 * 2**tries))
-                continue
-            waited = f" (for {retry_s:g} s, {RETRY_ENV})" if not sqlite and retry_s else ""
             raise StorageError(
-                f"cannot open storage {redact(url)}{waited}: {type(e).__name__}: "
-                f"{redact(url, str(e))}"
+                f"cannot open storage {redact(url)}: {type(e).__name__}: {redact(url, str(e))}"
             ) from None
 
 

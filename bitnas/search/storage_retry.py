@@ -9,6 +9,8 @@ or dropped the connection: SQLAlchemy throws the dead pool's connections away on
 error, the next try connects again. Backoff doubles from 0.1 s to 5 s; after
 ``BITNAS_DB_RETRY_S`` seconds (default 300) without an answer the call raises a
 ``StorageError`` saying so, and every later call fails at once until the server answers.
+Opening a storage is not retried: a server that never answered is most likely a wrong host
+or port, and says so at once.
 
 Writes are retried whole, in a transaction of their own. A write whose commit reached the
 server just as the connection broke is found done on retry: a trial's final state (the retry

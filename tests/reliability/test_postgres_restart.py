@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bitnas.errors import StorageError
+from bitnas.search import open_storage
 from bitnas.search.storage_retry import RETRY_ENV, retry_seconds
 from tests.reliability.pg import PASSWORD, PgServer
 from tests.reliability.shared_study import added, check_shared_study, table_study
@@ -69,6 +70,14 @@ def test_bound_setting_is_checked(monkeypatch):
         monkeypatch.setenv(RETRY_ENV, bad)
         with pytest.raises(StorageError, match=f"{RETRY_ENV} must be a number of seconds >= 0"):
             retry_seconds()
+
+
+def test_a_server_never_reached_is_an_error_at_once(monkeypatch):
+    monkeypatch.setenv(RETRY_ENV, "300")  # the bound is for a server that answered before
+    t0 = time.monotonic()
+    with pytest.raises(StorageError, match=r"cannot open storage postgresql\+psycopg://u:\*\*\*@"):
+        open_storage("postgresql+psycopg://u:pw@127.0.0.1:1/db")
+    assert time.monotonic() - t0 < 15
 
 
 def test_runs_ride_out_a_server_restart_and_a_server_gone_ends_a_run_clearly(pg, tmp_path):
