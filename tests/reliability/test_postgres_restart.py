@@ -43,24 +43,28 @@ def slow_run(f: Path, *args: str, retry_s: str = "60") -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def finished_trials(pg: PgServer) -> int:
+def trials_by_state(pg: PgServer) -> dict[str, int]:
     import psycopg
 
     try:
         with psycopg.connect(pg.dsn(), connect_timeout=2) as con:
-            row = con.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()
-            return int(row[0]) if row else 0
+            rows = con.execute("SELECT state, count(*) FROM trials GROUP BY state").fetchall()
+            return {str(state): int(n) for state, n in rows}
     except psycopg.Error:  # tables not created yet
-        return 0
+        return {}
 
 
 def wait_for(pg: PgServer, n: int, procs: list[subprocess.Popen[str]], timeout: float = 120):
+    """Until ``n`` trials are COMPLETE and one is RUNNING (a run is at a trial)."""
     deadline = time.monotonic() + timeout
-    while finished_trials(pg) < n:
+    while True:
+        by_state = trials_by_state(pg)
+        if by_state.get("COMPLETE", 0) >= n and by_state.get("RUNNING", 0) >= 1:
+            return
         for p in procs:
             assert p.poll() is None, p.communicate()
         assert time.monotonic() < deadline, f"fewer than {n} trials finished in {timeout} s"
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def test_bound_setting_is_checked(monkeypatch):
@@ -109,11 +113,14 @@ def test_runs_ride_out_a_server_restart_and_a_server_gone_ends_a_run_clearly(pg,
     assert 3 <= t_gone < 60
     assert PASSWORD not in out + err and "bitnas:***@127.0.0.1" in err
     pg.start()
+    held = trials_by_state(pg).get("RUNNING", 0)
+    assert held >= 1, "the run that stopped held no trial"
     run = slow_run(f, "--trials", "40")  # the next run closes what the dead one held
     out, err = run.communicate(timeout=240)
     assert run.returncode == 0, err[-3000:]
     trials = check_shared_study(pg.url, "restart", 40)
     abandoned = [t for t in trials if str(t.user_attrs.get("error", "")).startswith("abandoned")]
+    assert len(abandoned) == held
     print(f"\nrestart: 2 runs, 24 trials, server down 3 s, done {t_after:.1f} s after the stop; "
           f"gone for good: the run ended {t_gone:.1f} s after the stop (bound 3 s), "
           f"{len(abandoned)} trials it held closed by the next run")  # fmt: skip
