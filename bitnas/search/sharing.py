@@ -6,11 +6,11 @@ The local runner waits in place (``trials.wait_for_twin``, a sleep loop) for an 
 another run is training, and for other runs' trials that may reach the study's target. A Ray
 driver must not wait: while it waits it keeps its cluster resources (Tune holds the placement
 groups of its idle actors), and the other run's trial may be the one waiting for them —
-measured: on a 2-CPU cluster, a driver waiting for the other driver's two staged trials
-held both CPUs, and both hung. So a Ray driver closes a proposal of an architecture another live run of this host is
-training as spare (that run records it), and a driver with nothing of its own under way whose
-remaining share of the target other live runs have under way ends; those runs replace their
-own failures. The rules of who counts what are the local runner's
+measured: on a 2-CPU cluster, a driver waiting for the other driver's two staged trials held
+both CPUs, and both hung. So a Ray driver closes a proposal of an architecture another live
+run of this host is training as spare (that run records it), and a driver with nothing of its
+own under way whose remaining share of the target other live runs have under way ends; those
+runs replace their own failures. The rules of who counts what are the local runner's
 (``trials.in_flight_elsewhere``, ``trials.target_covered``).
 """
 
