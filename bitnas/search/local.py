@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import optuna
 from optuna.trial import TrialState
 
-from bitnas.errors import EvaluationError, SpecError
+from bitnas.errors import EvaluationError, SpecError, StorageError
 from bitnas.search.problem import Problem
 from bitnas.search.progress import Progress
 from bitnas.search.stopping import Reference
@@ -139,6 +139,8 @@ def run_local(
                 if stopped and result.stopped:
                     p.trial.set_user_attr(ATTR_STOPPED, stopped[-1])
                 ft = tell_result(study, problem, p, result)
+            except StorageError:  # the storage is gone: nothing can be told (storage_retry.py)
+                raise
             except (KeyboardInterrupt, SpecError) as e:
                 tell_failure(study, p, e)
                 raise

@@ -42,6 +42,7 @@ from bitnas.evaluators._base import EvalResult, Evaluator
 from bitnas.search.local import MAX_CONSECUTIVE_DUPLICATES, MAX_CONSECUTIVE_FAILURES
 from bitnas.search.problem import Problem
 from bitnas.search.progress import Progress
+from bitnas.search.sharing import SharedStudy
 from bitnas.search.stopping import Reference
 from bitnas.search.trials import (
     ATTR_STOPPED,
@@ -153,6 +154,10 @@ def _searcher_class() -> type:
             self.errored: dict[str, Proposal] = {}
             # the study's totals, kept current by reading only what changed (see view.py)
             self.view = StudyView(study, problem.stopper.active)
+            # the target is the study's: other drivers (or local runs) may share it
+            self.shared = SharedStudy(
+                study, self.view, self.view.finished + n_trials, problem.stopper.active
+            )
             self.done = self.failures = self.duplicates = 0
             self.unseen = False
             self.exhausted = False
@@ -189,11 +194,18 @@ def _searcher_class() -> type:
                 self.unseen = False
                 key = p.arch.key()
                 if p.duplicate_of is None and key not in in_flight:
-                    self.duplicates = 0
-                    return p
+                    what, twin = self.shared.twin(p)  # trained, or under way, in another run?
+                    if what == "train":
+                        self.duplicates = 0
+                        return p
+                    assert twin is not None
+                    if what == "busy":
+                        self.shared.leave_to(p, twin)
+                    else:
+                        p = Proposal(p.trial, p.arch, p.cost, twin)
                 if p.duplicate_of is not None:
                     tell_duplicate(self.study, p)
-                else:
+                elif key in in_flight:
                     self.held.setdefault(key, []).append(p)
                 self.duplicates += 1
                 self.unseen = self.duplicates % FALLBACK_AFTER == 0
@@ -202,15 +214,21 @@ def _searcher_class() -> type:
                     return None
 
         def suggest(self, trial_id: str) -> dict[str, Any] | None:  # or Searcher.FINISHED
-            if self.fatal or self.exhausted or self.done >= self.n_trials:
-                return Searcher.FINISHED if not self.busy() else None  # type: ignore[return-value]
-            if self.done + len(self.pending) >= self.n_trials:
-                return None  # wait: a running trial may still fail and need replacing
-            if len(self.pending) >= self.max_concurrent:
+            if len(self.pending) >= self.max_concurrent and not self.fatal:
                 return None
+            shared = self.shared
+            shared.look()
+            if self.fatal or self.exhausted or shared.reached():
+                return Searcher.FINISHED if not self.busy() else None  # type: ignore[return-value]
+            if not shared.room(len(self.pending)):
+                # a trial of this run under way may still fail and need replacing: wait for
+                # it; trials of other runs only: they replace their own failures (sharing.py)
+                return None if self.busy() else Searcher.FINISHED  # type: ignore[return-value]
             p = self._next()
             if p is None:
                 return Searcher.FINISHED if not self.busy() else None  # type: ignore[return-value]
+            if shared.spare(p, len(self.pending)):
+                return None  # another run's trial, asked first, takes the last place
             self.pending[trial_id] = p
             p.trial.set_user_attr("backend", "ray")
             return {"arch": p.arch.to_json(), "number": p.trial.number}
@@ -296,6 +314,7 @@ def _searcher_class() -> type:
 
         def _finished(self, p: Proposal, ft: optuna.trial.FrozenTrial) -> None:
             self.progress.update(ft)
+            self.shared.changed()
             if ft.state == TrialState.COMPLETE:
                 self._refresh_references()
             twins = self.held.pop(p.arch.key(), [])
@@ -508,7 +527,6 @@ def run_ray(
     limit = _concurrency(settings, ray.cluster_resources())  # type: ignore[no-untyped-call]
     bar = Progress(n_trials, enabled=progress)
     searcher = _searcher_class()(study, problem, n_trials, limit, bar)
-    before = searcher.view.counts()
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     evaluator = _for_workers(problem.evaluator, settings)
     trainable = tune.with_resources(
@@ -545,8 +563,8 @@ def run_ray(
             bar.close()
     if searcher.fatal:
         raise EvaluationError(searcher.fatal)
+    # what this driver added: its own new trials, not those of other runs sharing the study
     searcher.view.refresh()
-    after = searcher.view.counts()
-    added = {k: after[k] - before.get(k, 0) for k in after}
+    added: dict[str, int] = searcher.view.added()
     added["exhausted"] = int(searcher.exhausted)
     return added

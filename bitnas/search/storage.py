@@ -7,7 +7,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import optuna
 
 from bitnas.errors import StorageError
 from bitnas.search.problem import Problem
+from bitnas.search.storage_retry import RetryingRDBStorage, retry_seconds
 
 __all__ = [
     "create_or_load_study",
@@ -118,13 +119,33 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     path = _sqlite_path(url)
     if path is not None:
         _check_file(path, url, create)
-    # A generous busy timeout lets readers and one writer share a SQLite file.
-    kwargs = {"connect_args": {"timeout": 60}} if path is not None else {}
+        # A generous busy timeout lets readers and one writer share a SQLite file.
+        return _open_rdb(url, lambda: optuna.storages.RDBStorage(
+            url, engine_kwargs={"connect_args": {"timeout": 60}}), sqlite=True)  # fmt: skip
+    # a database server: every call rides out a restart of the server (storage_retry.py)
+    retry_s = retry_seconds()
+    kwargs: dict[str, Any] = {}
+    if url.split("://", 1)[0].split("+", 1)[0].lower() == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": 10}  # a silent host: fail, then retry
+    return _open_rdb(url, lambda: RetryingRDBStorage(
+        url, shown_url=redact(url), retry_s=retry_s, engine_kwargs=kwargs))  # fmt: skip
+
+
+def _open_rdb(
+    url: str,
+    make: Callable[[], optuna.storages.RDBStorage],
+    *,
+    sqlite: bool = False,
+) -> optuna.storages.RDBStorage:
+    """``make()``, retried while another process creates the same new schema. A database
+    server that does not answer here is an error at once (a wrong host or port is far more
+    likely than a restart in this instant); once opened, the storage's calls ride out a
+    restart (storage_retry.py)."""
     tries = 0
     while True:
         try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-            if path is not None:
+            storage = make()
+            if sqlite:
                 _write_ahead_log(storage)
             return storage
         except Exception as e:  # SQLAlchemy raises many types; all mean the same to a user
@@ -141,15 +162,21 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 SCHEMA_RACE_TRIES = 6
 
 
+#: PostgreSQL's catalog indexes that a concurrent creation of one type or table violates.
+_PG_CATALOG_INDEXES = ("pg_type_typname_nsp_index", "pg_class_relname_nsp_index")
+
+
 def _schema_race(e: Exception) -> bool:
     """Whether ``e`` is what Optuna's RDBStorage raises when another process creates the same
     new database's tables at the same moment (a run starting while `optuna-dashboard` or
-    `bitnas pareto` opens the file): a table or type that "already exists" (SQLite, MySQL,
-    PostgreSQL), or a second insert of the schema version (a unique-key violation on
-    ``alembic_version``). Optuna creates the schema without a lock; trying again finds it
-    made. Only the driver's own message is read (not the SQL statement SQLAlchemy appends),
-    so a read-only or locked database is not mistaken for it. Written here because neither
-    Optuna nor SQLAlchemy retries this."""
+    `bitnas pareto` opens the file, or several runs starting at once on a new PostgreSQL
+    database): a table or type that "already exists" (SQLite, MySQL, PostgreSQL), a
+    unique-key violation in PostgreSQL's catalog of types or tables (its form of "already
+    exists" when both create at once), or a second insert of the schema version (a
+    unique-key violation on ``alembic_version``). Optuna creates the schema without a lock;
+    trying again finds it made. Only the driver's own message is read (not the SQL
+    statement SQLAlchemy appends), so a read-only or locked database is not mistaken for
+    it. Written here because neither Optuna nor SQLAlchemy retries this."""
     import sqlalchemy.exc as sa_exc
 
     if not isinstance(e, sa_exc.DBAPIError):
@@ -161,6 +188,9 @@ def _schema_race(e: Exception) -> bool:
     if isinstance(e, sa_exc.OperationalError | sa_exc.ProgrammingError):
         return "already exists" in text
     if isinstance(e, sa_exc.IntegrityError):
+        # PostgreSQL: two CREATE TYPE/TABLE of one name at once collide in its catalogs
+        if any(index in text for index in _PG_CATALOG_INDEXES):
+            return True
         return "alembic_version" in str(e) and ("unique" in text or "duplicate" in text)
     return False
 

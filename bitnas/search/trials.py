@@ -43,7 +43,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from bitnas.errors import BudgetError
+from bitnas.errors import BudgetError, StorageError
 from bitnas.evaluators._base import EvalResult
 from bitnas.search.artifacts import upload_architecture
 from bitnas.search.labels import label_trial
@@ -543,7 +543,10 @@ def propose(
             study.tell(trial, state=TrialState.PRUNED)
         except BaseException as e:
             # Ctrl-C or an error between ask and the runner taking the trial over (sampling,
-            # recording, uploading the artifact): close it rather than leave it RUNNING.
+            # recording, uploading the artifact): close it rather than leave it RUNNING. (Not
+            # when the storage itself is gone: the next run closes it, see close_abandoned.)
+            if isinstance(e, StorageError):
+                raise
             if not study._storage.get_trial(trial._trial_id).state.is_finished():
                 why = "interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__
                 study._storage.set_trial_user_attr(trial._trial_id, ATTR_ERROR, f"{why}: {e}")
