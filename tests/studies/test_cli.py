@@ -133,6 +133,7 @@ def test_tight_budget_study_trains_nothing_over_budget(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # 60 trainings in a subprocess: 1-4 minutes, more beside other jobs
 def test_default_digits_study_end_to_end(tmp_path):
     """README's main command on the shipped study: a feasible, non-dominated Pareto table."""
     from bitnas.search import pareto_mask
