@@ -28,7 +28,7 @@ from tests.reliability.shared_study import (
     trained,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def test_database_urls_are_accepted_and_shown_without_their_password():
