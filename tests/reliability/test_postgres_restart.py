@@ -44,22 +44,27 @@ def slow_run(f: Path, *args: str, retry_s: str = "60") -> subprocess.Popen[str]:
 
 
 def trials_by_state(pg: PgServer) -> dict[str, int]:
+    """Trials by state, and under "owners" how many runs asked trials."""
     import psycopg
 
     try:
         with psycopg.connect(pg.dsn(), connect_timeout=2) as con:
             rows = con.execute("SELECT state, count(*) FROM trials GROUP BY state").fetchall()
-            return {str(state): int(n) for state, n in rows}
+            owners = con.execute("SELECT count(DISTINCT value_json) FROM "
+                                 "trial_user_attributes WHERE key = 'owner'").fetchone()  # fmt: skip
+            return {**{str(state): int(n) for state, n in rows}, "owners": int(owners[0])}
     except psycopg.Error:  # tables not created yet
         return {}
 
 
 def wait_for(pg: PgServer, n: int, procs: list[subprocess.Popen[str]], timeout: float = 120):
-    """Until ``n`` trials are COMPLETE and one is RUNNING (a run is at a trial)."""
+    """Until ``n`` trials are COMPLETE, one is RUNNING (a run is at a trial), and every run
+    of ``procs`` has asked trials (one may start seconds after the other)."""
     deadline = time.monotonic() + timeout
     while True:
         by_state = trials_by_state(pg)
-        if by_state.get("COMPLETE", 0) >= n and by_state.get("RUNNING", 0) >= 1:
+        if (by_state.get("COMPLETE", 0) >= n and by_state.get("RUNNING", 0) >= 1
+                and by_state.get("owners", 0) >= len(procs)):  # fmt: skip
             return
         for p in procs:
             assert p.poll() is None, p.communicate()

@@ -1,7 +1,7 @@
-"""A Ray node lost mid-study: a head and a second node on this machine, the second node's raylet
-killed by its PID while it runs trials. Tune retries those trials on the head, they end
-COMPLETE, the study reaches its target with every architecture trained once, and the driver
-survives."""
+"""A Ray node lost mid-study: a head and two nodes on this machine, the raylet of the node that
+runs trials killed by its PID. Tune retries its trials on the other node, they end COMPLETE,
+the study reaches its target with every architecture trained once, and the driver survives.
+Then the driver killed mid-study: the same command again resumes, closing what it held."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from tests.reliability.shared_study import trained
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
-#: The driver: a study of 12 trials of 1.5 s each (no training) on the cluster at argv[1];
-#: every start is logged with the node that runs it (its own resource, "a" or "b").
+#: The driver: a study of trials of 1.5 s each (no training) on the cluster at argv[1], run
+#: until it holds argv[4] finished trials; every start is logged with the node that runs it
+#: (its own resource, "a" or "b").
 DRIVER = """
 import os, sys, time
 import optuna
@@ -32,10 +33,11 @@ from ray import cloudpickle
 import tests.conftest
 from tests.conftest import small_space, synthetic_accuracy
 from bitnas.evaluators import CallableEvaluator, EvalResult
-from bitnas.search import Problem, RaySettings, create_or_load_study, open_storage, optimize
+from bitnas.search import (Problem, RaySettings, counts, create_or_load_study, open_storage,
+                           optimize)
 
 cloudpickle.register_pickle_by_value(tests.conftest)  # workers cannot import tests/
-address, url, log = sys.argv[1:4]
+address, url, log, target = sys.argv[1:5]
 
 def slow(arch, *, seed, report):
     import ray
@@ -51,7 +53,8 @@ def slow(arch, *, seed, report):
 problem = Problem(space=small_space(width=(16, 32, 48)), evaluator=CallableEvaluator(slow))
 study = create_or_load_study(open_storage(url), "lost", problem,
                              optuna.samplers.RandomSampler(seed=0))
-added = optimize(study, problem, 12, backend="ray", progress=False,
+missing = int(target) - counts(study.get_trials())["finished"]
+added = optimize(study, problem, missing, backend="ray", progress=False,
                  settings=RaySettings(address=address, max_concurrent=3, max_failures=3))
 print("added", added, flush=True)
 """
@@ -88,6 +91,29 @@ def raylet_of(node: subprocess.Popen[bytes]) -> int:
     return found[0]
 
 
+def start_driver(cluster: RayCluster, db: Path, log: Path, target: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", DRIVER, cluster.address, f"sqlite:///{db}", str(log), str(target)],
+        env={**cluster.env, "PYTHONWARNINGS": "ignore"}, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def starts_of(log: Path) -> list[list[str]]:
+    return [s.split() for s in log.read_text().split("\n") if s] if log.exists() else []
+
+
+def wait_for_starts(log: Path, n: int, driver: subprocess.Popen[str]) -> list[list[str]]:
+    deadline = time.monotonic() + 180
+    while True:
+        starts = starts_of(log)
+        if len(starts) >= n:
+            return starts
+        assert driver.poll() is None, driver.communicate()
+        assert time.monotonic() < deadline, f"fewer than {n} trials started"
+        time.sleep(0.05)
+
+
 def test_a_lost_node_s_trials_are_retried_and_the_study_reaches_its_target(tmp_path):
     # the head runs no trials: two nodes of 2 CPUs do, each with a resource of its own. (Tune
     # places a study's trials on one node of such a cluster while it lives; measured here:
@@ -100,20 +126,9 @@ def test_a_lost_node_s_trials_are_retried_and_the_study_reaches_its_target(tmp_p
             cluster.wait_for_cpus(2 * (i + 1))
         db, log = tmp_path / "lost.db", tmp_path / "starts.log"
         t0 = time.monotonic()
-        driver = subprocess.Popen(
-            [sys.executable, "-c", DRIVER, cluster.address, f"sqlite:///{db}", str(log)],
-            env={**cluster.env, "PYTHONWARNINGS": "ignore"}, cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 180
-        while True:  # until 3 trials started: the last one runs now, on the node to lose
-            starts = [s.split() for s in log.read_text().split("\n") if s] if log.exists() else []
-            if len(starts) >= 3:
-                break
-            assert driver.poll() is None, driver.communicate()
-            assert time.monotonic() < deadline, "no trials started"
-            time.sleep(0.05)
-        lost = starts[-1][1]
+        driver = start_driver(cluster, db, log, 12)
+        # until 3 trials started: the last one runs now, on the node to lose
+        lost = wait_for_starts(log, 3, driver)[-1][1]
         raylet = raylet_of(nodes[lost])
         os.kill(raylet, signal.SIGKILL)
         t_kill = time.monotonic() - t0
@@ -121,20 +136,35 @@ def test_a_lost_node_s_trials_are_retried_and_the_study_reaches_its_target(tmp_p
         t_all = time.monotonic() - t0
         assert driver.returncode == 0, err[-4000:]
         assert "'finished': 12" in out, out
+        starts = starts_of(log)
+
+        # the driver killed mid-study (kill -9): the same command again resumes, closing the
+        # trials the dead driver held and training their architectures again
+        killed = start_driver(cluster, db, log, 24)
+        wait_for_starts(log, len(starts) + 3, killed)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+        again = start_driver(cluster, db, log, 24)
+        out2, err2 = again.communicate(timeout=300)
+        assert again.returncode == 0 and "added {'finished': " in out2, err2[-4000:]
     finally:
         cluster.stop()
     study = optuna.load_study(study_name="lost", storage=open_storage(f"sqlite:///{db}"))
     trials = study.get_trials()
     c = counts(trials)
-    assert c["finished"] == 12 and c["running"] == 0 and c["failed"] == 0, c
+    assert c["finished"] == 24 and c["running"] == 0 and c["failed"] == 0, c
     keys = [t.user_attrs["arch_key"] for t in trained(trials)]
-    assert len(keys) == len(set(keys)) == 12, "an architecture was trained twice"
+    assert len(keys) == len(set(keys)) == 24, "an architecture was trained twice"
+    abandoned = [t for t in trials if str(t.user_attrs.get("error", "")).startswith("abandoned")]
+    assert abandoned, "the killed driver held no trial"
+    assert all(t.user_attrs["arch_key"] in keys for t in abandoned)  # retrained
     # the trials the lost node was running started again on the other node, ended COMPLETE
-    starts = [s.split() for s in log.read_text().split("\n") if s]
     kept = "b" if lost == "a" else "a"
     retried = {k for k, n in starts if n == lost} & {k for k, n in starts if n == kept}
     assert retried, f"no trial of the lost node was retried: {starts}"
     done = {t.user_attrs["arch_key"] for t in trials if t.state == TrialState.COMPLETE}
     assert retried <= done
     print(f"\nnode lost: raylet of node {lost} killed {t_kill:.1f} s in, {len(retried)} trials "
-          f"retried on node {kept}, 12 finished in {t_all:.1f} s, {len(trials)} trials stored")  # fmt: skip
+          f"retried on node {kept}, 12 finished in {t_all:.1f} s; driver killed: "
+          f"{len(abandoned)} trials it held closed and retrained, 24 finished, "
+          f"{len(trials)} trials stored")  # fmt: skip
