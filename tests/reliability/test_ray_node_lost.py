@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: The driver: a study of trials of 1.5 s each (no training) on the cluster at argv[1], run
 #: until it holds argv[4] finished trials; every start is logged with the node that runs it
-#: (its own resource, "a" or "b").
+#: (its own resource, "a" or "b"). A trial waits while the file argv[5] exists, so that the node
+#: is lost while its trials run, however slow this machine is (in CI, with the rest of the
+#: suite beside it, 1.5 s was once not enough: the lost node's trials had finished).
 DRIVER = """
 import os, sys, time
 import optuna
@@ -37,7 +39,7 @@ from bitnas.search import (Problem, RaySettings, counts, create_or_load_study, o
                            optimize)
 
 cloudpickle.register_pickle_by_value(tests.conftest)  # workers cannot import tests/
-address, url, log, target = sys.argv[1:5]
+address, url, log, target, hold = sys.argv[1:6]
 
 def slow(arch, *, seed, report):
     import ray
@@ -46,6 +48,8 @@ def slow(arch, *, seed, report):
                if k in ("a", "b")]
     with open(log, "a") as f:
         f.write(f"{arch.key()} {node}\\n")
+    while os.path.exists(hold):
+        time.sleep(0.05)
     time.sleep(1.5)
     return EvalResult(metrics={"val_accuracy": synthetic_accuracy(arch), "test_accuracy": 0.5},
                       densities=[0.25] * len(arch.layers))
@@ -77,23 +81,41 @@ def _procs() -> dict[int, tuple[int, str]]:
     return out
 
 
-def raylet_of(node: subprocess.Popen[bytes]) -> int:
-    """The PID of the raylet that the node's `ray start` started."""
-    procs = _procs()
-    below, todo = [], [node.pid]
+def _below(pid: int, procs: dict[int, tuple[int, str]]) -> list[int]:
+    """Every descendant of `pid`."""
+    below, todo = [], [pid]
     while todo:
-        pid = todo.pop()
-        kids = [p for p, (ppid, _) in procs.items() if ppid == pid]
+        parent = todo.pop()
+        kids = [p for p, (ppid, _) in procs.items() if ppid == parent]
         below += kids
         todo += kids
+    return below
+
+
+def raylet_of(node: subprocess.Popen[bytes]) -> tuple[int, list[int]]:
+    """The PID of the raylet that the node's `ray start` started, and its workers' PIDs."""
+    procs = _procs()
+    below = _below(node.pid, procs)
     found = [p for p in below if procs[p][1] == "raylet"]
     assert len(found) == 1, f"the node's processes: {[procs[p] for p in below]}"
-    return found[0]
+    return found[0], _below(found[0], procs)
 
 
-def start_driver(cluster: RayCluster, db: Path, log: Path, target: int) -> subprocess.Popen[str]:
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie nobody reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def start_driver(
+    cluster: RayCluster, db: Path, log: Path, target: int, hold: Path
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", DRIVER, cluster.address, f"sqlite:///{db}", str(log), str(target)],
+        [sys.executable, "-c", DRIVER, cluster.address, f"sqlite:///{db}", str(log), str(target),
+         str(hold)],
         env={**cluster.env, "PYTHONWARNINGS": "ignore"}, cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -124,14 +146,23 @@ def test_a_lost_node_s_trials_are_retried_and_the_study_reaches_its_target(tmp_p
         for i, name in enumerate("ab"):  # one at a time: 2 cores start one node in seconds
             nodes[name] = cluster.add_node(name, cpus=2, resources={name: 2})
             cluster.wait_for_cpus(2 * (i + 1))
-        db, log = tmp_path / "lost.db", tmp_path / "starts.log"
+        db, log, hold = tmp_path / "lost.db", tmp_path / "starts.log", tmp_path / "hold"
+        hold.touch()
         t0 = time.monotonic()
-        driver = start_driver(cluster, db, log, 12)
-        # until 3 trials started: the last one runs now, on the node to lose
+        driver = start_driver(cluster, db, log, 12, hold)
+        # until 3 trials started (they wait on `hold`): the last one runs on the node to lose
         lost = wait_for_starts(log, 3, driver)[-1][1]
-        raylet = raylet_of(nodes[lost])
+        raylet, workers = raylet_of(nodes[lost])
         os.kill(raylet, signal.SIGKILL)
         t_kill = time.monotonic() - t0
+        # its workers end with it (Ray's workers exit when their raylet is gone); only then may
+        # the trials go on, so none of the lost node's trials can finish there
+        deadline = time.monotonic() + 120
+        while any(_alive(p) for p in workers):
+            assert time.monotonic() < deadline, "the lost node's workers outlived their raylet"
+            time.sleep(0.1)
+        t_gone = time.monotonic() - t0
+        hold.unlink()
         out, err = driver.communicate(timeout=300)
         t_all = time.monotonic() - t0
         assert driver.returncode == 0, err[-4000:]
@@ -140,11 +171,11 @@ def test_a_lost_node_s_trials_are_retried_and_the_study_reaches_its_target(tmp_p
 
         # the driver killed mid-study (kill -9): the same command again resumes, closing the
         # trials the dead driver held and training their architectures again
-        killed = start_driver(cluster, db, log, 24)
+        killed = start_driver(cluster, db, log, 24, hold)
         wait_for_starts(log, len(starts) + 3, killed)
         os.kill(killed.pid, signal.SIGKILL)
         killed.wait()
-        again = start_driver(cluster, db, log, 24)
+        again = start_driver(cluster, db, log, 24, hold)
         out2, err2 = again.communicate(timeout=300)
         assert again.returncode == 0 and "added {'finished': " in out2, err2[-4000:]
     finally:
@@ -164,7 +195,8 @@ def test_a_lost_node_s_trials_are_retried_and_the_study_reaches_its_target(tmp_p
     assert retried, f"no trial of the lost node was retried: {starts}"
     done = {t.user_attrs["arch_key"] for t in trials if t.state == TrialState.COMPLETE}
     assert retried <= done
-    print(f"\nnode lost: raylet of node {lost} killed {t_kill:.1f} s in, {len(retried)} trials "
+    print(f"\nnode lost: raylet of node {lost} killed {t_kill:.1f} s in (its workers gone "
+          f"{t_gone - t_kill:.1f} s later), {len(retried)} trials "
           f"retried on node {kept}, 12 finished in {t_all:.1f} s; driver killed: "
           f"{len(abandoned)} trials it held closed and retrained, 24 finished, "
           f"{len(trials)} trials stored")  # fmt: skip
