@@ -56,7 +56,9 @@ class RayCluster:
         log.close()
         self.nodes.append(proc)
 
-    def add_node(self, name: str, cpus: int, resources: dict[str, float]) -> subprocess.Popen[bytes]:
+    def add_node(
+        self, name: str, cpus: int, resources: dict[str, float]
+    ) -> subprocess.Popen[bytes]:
         """A second node of the cluster (on this machine), with ``resources`` of its own."""
         self._start(name, [f"--address={self.address}"], cpus, resources)
         return self.nodes[-1]
