@@ -295,6 +295,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. +seeds-1")
     ap.add_argument("--trials", type=int, default=300)
     ap.add_argument("--runs", type=Path, help="JSON-lines cache: finished runs are not repeated")
     ap.add_argument("--out", type=Path)
@@ -312,7 +313,7 @@ def main() -> int:
     done = load_runs(args.runs, args.trials, VERSION)
     runs = []
     for name in args.samplers.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             r = done.get((name, seed)) or bench.run(name, seed, args.trials)
             if (name, seed) not in done:
                 append_run(args.runs, r)

@@ -85,6 +85,31 @@ def test_model_intervals_cover_held_out_values():
     assert np.mean((truth >= lo) & (truth <= hi)) >= 0.7
 
 
+def test_random_draws_the_model_mispredicts_widen_the_intervals_leave_one_out_does_not():
+    """The start-up's random draws, held out together, calibrate the intervals: where they
+    lie far off what the other observations predict (the untried space differs from where
+    the search went), the intervals widen; leave-one-out residuals alone miss it."""
+    from bitnas.search.known_cost._surrogate import Surrogate
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.0, 1.0, size=(48, 2))
+    y = 0.8 + 0.1 * X[:, 1] + rng.normal(0, 0.002, 48)
+    test = rng.uniform(0.0, 1.0, size=(200, 2))
+    fits = {}
+    for name, values in (("smooth", y), ("off", y + np.r_[rng.choice([-0.03, 0.03], 8), [0] * 40])):
+        for random in (None, np.arange(8)):
+            sur = Surrogate(np.array([False, False]), seed=0)
+            sur.fit(X, values, priority=-values, refit=True, random=random)
+            fits[name, random is not None] = sur
+    # a model that fits: the draws' z-scores have RMS ~1, times Student-t's small-sample
+    # factor for 8 of them (t_0.975(8) / z_0.975 = 1.18)
+    assert 1.0 <= fits["smooth", True].calibration < 1.5
+    # the draws 15 noise sd off: leave-one-out widens a little, the held-out draws much more
+    loo, held = fits["off", False], fits["off", True]
+    assert held.calibration > 2.0 * loo.calibration
+    _, lo_l, hi_l = loo.interval(test)
+    _, lo_h, hi_h = held.interval(test)
+    assert np.median((hi_h - lo_h) / (hi_l - lo_l)) > 2.0
 
 
 def test_the_trend_carries_the_data_s_slope_beyond_them():

@@ -355,7 +355,10 @@ class KnownCostSampler(BaseSampler):
         n = len(keys)
         refit = self._fits == 0 or n <= 4 * self._n_startup or n % REFIT_EVERY == 0
         with threadpool_limits(1):
-            self._surrogate.fit(pool.features_at(ids), y, gap, refit=refit)
+            # the start-up trials (the first folded: none is chosen by the model before
+            # n_startup are observed) are random draws: they calibrate the intervals
+            random = np.arange(min(self._n_startup, n))
+            self._surrogate.fit(pool.features_at(ids), y, gap, refit=refit, random=random)
             self._fits += 1
             cand = pool.candidates(taken, fixed, front=[keys[i] for i in on_front])
             if not cand:
