@@ -214,3 +214,21 @@ def test_repair_lowers_several_choices_at_once_far_over_the_budget():
     assert fixed is not None and cost(fixed[0]) <= 40
     assert builds < 40  # one build per lowered choice would take 120
     assert cost(fixed[0]) > 20  # not lowered far past what the budget needs
+
+
+def test_a_generated_pool_s_cost_axis_starts_at_the_space_s_cheapest_member():
+    """Too large to list: the log axis's 0 is the least cost of the space (every numeric
+    choice at its floor), not the cheapest random draw, and that member is a candidate while
+    untried -- else the search would see no gain in going below the draws' minimum."""
+    from bitnas.search.known_cost import ProductSpace
+    from bitnas.search.known_cost._candidates import key_of
+    from bitnas.search.known_cost._pool import Pool
+
+    space = {f"bits_{i}": IntDistribution(1, 8) for i in range(20)}  # 8^20 members
+    cost = lambda p: float(sum(p.values()))  # noqa: E731
+    pool = Pool(ProductSpace(space, cost), 60.0, "log", np.random.default_rng(0))
+    cheapest = {n: 1 for n in space}
+    assert pool._lo == 20.0  # 256 random draws cost ~90 at the least
+    assert pool.x_of([key_of(cheapest)])[0] == 0.0
+    assert key_of(cheapest) in pool.candidates(set(), {}, front=[])
+    assert key_of(cheapest) not in pool.candidates({key_of(cheapest)}, {}, front=[])

@@ -106,6 +106,18 @@ class CandidateSpace(abc.ABC):
             j += j >= i
         return self.complete({**params, name: opts[j]}, rng)
 
+    def floor(self, done: Completed, rng: np.random.Generator) -> Completed:
+        """Every numeric choice lowered to its least option, again after each completion
+        (a lower depth changes which choices there are), until nothing changes: the
+        cheapest member that agrees with ``done``'s other choices."""
+        params, options = done
+        for _ in range(MAX_REPAIR_STEPS):
+            low = {n: o[0] for n, o in options.items() if _numeric(o) and params[n] != o[0]}
+            if not low:
+                break
+            params, options = self.complete({**params, **low}, rng)
+        return params, options
+
     def crossover(self, a: Params, b: Params, rng: np.random.Generator) -> Completed:
         """Each parameter from ``a`` or ``b`` at random (one missing in either is drawn by
         ``complete``)."""
