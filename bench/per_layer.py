@@ -200,6 +200,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. +seeds-1")
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--cache", type=Path, help="JSON-lines cache of trained architectures")
     ap.add_argument("--runs", type=Path, help="JSON-lines cache of finished runs")
@@ -211,7 +212,7 @@ def main() -> int:
     evaluator = CachedEvaluator(spec.evaluator(), args.cache)
     done = load_runs(args.runs, args.trials, VERSION)
     runs = []
-    for seed in range(args.seeds):  # seed-major: every sampler has results early
+    for seed in range(args.first_seed, args.first_seed + args.seeds):  # seed-major: every sampler has results early
         for name in args.samplers.split(","):
             r = done.get((name, seed))
             if r is None:
