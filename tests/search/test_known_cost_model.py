@@ -148,10 +148,10 @@ def test_the_choice_refines_the_front_among_candidates_that_beat_the_noise():
 def test_the_study_is_read_incrementally_and_agrees_with_a_full_recount():
     """Trials told, failed twice, left running and enqueued: the running totals equal a
     recount of the whole study after every step."""
-    from bitnas.search.known_cost._sampler import _Observed
+    from bitnas.search.known_cost._observed import Observed
 
     study = optuna.create_study(directions=["maximize", "minimize"])
-    obs = _Observed()
+    obs = Observed()
 
     def key(t):
         return str(t.params.get("w")) if t.params else None

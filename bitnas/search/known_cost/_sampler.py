@@ -20,6 +20,7 @@ from bitnas.search.known_cost._acquisition import (
     front_segments,
 )
 from bitnas.search.known_cost._candidates import CandidateSpace, ProductSpace, key_of
+from bitnas.search.known_cost._observed import NOT_RUN_ATTRS, Observed
 from bitnas.search.known_cost._pool import Pool
 from bitnas.search.known_cost._surrogate import Surrogate
 
@@ -30,9 +31,6 @@ Params = Mapping[str, Any]
 #: System attribute recording the candidate a trial was handed (before its parameters are all
 #: suggested), so a trial asked meanwhile is not handed the same one.
 CHOSEN_ATTR = "known_cost:candidate"
-#: User attributes that mark a FAIL trial as closed before it ran (bitnas's ``spare``: another
-#: run took the study's last place); such a trial does not count against its candidate.
-NOT_RUN_ATTRS = frozenset({"spare"})
 #: Once past the start-up phase, the hyperparameters are re-estimated at every this-many-th
 #: observation (and at every one while data is scarce); in between only the posterior is
 #: updated, which is what bounds an ask's time.
@@ -42,74 +40,6 @@ NOISE_MARGIN = 1.0
 #: A candidate whose expected improvement beyond the noise is below this share of the best
 #: one's cannot improve the front by more than noise: it is not proposed while others can.
 NOISE_ONLY = 0.01
-
-
-class _Observed:
-    """What the study holds, by candidate key. Finished trials never change: each is read
-    once and folded into running totals, so a scan costs only the trials new or still
-    unfinished since the last one (a full scan at 1,000 trials cost more than the model)."""
-
-    def __init__(self) -> None:
-        self._seen = 0  # trials 0 .. _seen-1 have been looked at
-        self._open: list[int] = []  # of those, the numbers not finished then
-        self._values: dict[str, float] = {}
-        self._taken: set[str] = set()
-        self._final: set[str] = set()
-        self._failed: dict[str, int] = {}
-
-    def read(
-        self, study: Study, key: Callable[[FrozenTrial], str | None], objective: int, sign: float
-    ) -> tuple[dict[str, float], set[str], set[str], set[str]]:
-        trials = study.get_trials(deepcopy=False)
-        if (
-            any(trials[i].number != i for i in (0, len(trials) - 1) if trials)
-            or len(trials) < self._seen
-        ):  # not numbered 0..n-1 (or shrunk): start afresh
-            self.__init__()  # type: ignore[misc]
-        still_open: list[int] = []
-        taken_open: set[str] = set()
-        pending: set[str] = set()
-        for i in [*self._open, *range(self._seen, len(trials))]:
-            t = trials[i]
-            if not t.state.is_finished():
-                still_open.append(i)  # read again next time (its key may be set by then)
-            k = key(t)
-            if k is None:  # no candidate (yet), or one outside the candidates' space
-                continue
-            if not t.state.is_finished():
-                if t.state in (TrialState.RUNNING, TrialState.WAITING):
-                    taken_open.add(k)
-                    pending.add(k)
-                continue
-            self._fold(t, k, objective, sign)
-        self._seen, self._open = len(trials), still_open
-        return dict(self._values), self._taken | taken_open, pending, set(self._final)
-
-    def _fold(self, t: FrozenTrial, k: str, objective: int, sign: float) -> None:
-        """Add a finished trial to the totals."""
-        if t.state == TrialState.FAIL:
-            if not NOT_RUN_ATTRS & t.user_attrs.keys():  # a candidate failed twice is given up
-                self._failed[k] = self._failed.get(k, 0) + 1
-                if self._failed[k] >= 2:
-                    self._taken.add(k)
-            return
-        self._taken.add(k)
-        v = self._value(t, objective, sign)
-        if v is not None:
-            self._values[k] = max(self._values.get(k, -math.inf), v)
-            if t.state == TrialState.COMPLETE:
-                self._final.add(k)
-
-    @staticmethod
-    def _value(t: FrozenTrial, objective: int, sign: float) -> float | None:
-        v: float | None = None
-        if t.state == TrialState.COMPLETE and t.values is not None:
-            v = t.values[objective]
-        elif t.state == TrialState.PRUNED and t.intermediate_values and objective == 0:
-            # stopped early: its last value (of the first objective: the one reported per
-            # epoch) tells the surrogate the architecture is poor; it is no front point
-            v = t.intermediate_values[max(t.intermediate_values)]
-        return sign * v if v is not None and math.isfinite(v) else None
 
 
 class KnownCostSampler(BaseSampler):
@@ -177,7 +107,7 @@ class KnownCostSampler(BaseSampler):
         self._pool: Pool | None = None
         self._unusable = ""
         self._lock = threading.Lock()
-        self._observed = _Observed()
+        self._observed = Observed()
         self._surrogate: Surrogate | None = None
         self._fits = 0
         self._chosen: dict[int, dict[str, Any]] = {}
