@@ -87,6 +87,11 @@ FIXTURES: dict[str, tuple[tuple[str, str], ...]] = {
         ("\ntrials = 10 ", "\ntrials = 2 "),
         ("\nbudgets = [500_000, 1_000_000, 2_000_000]\n", "\nbudgets = [500_000]\n"),
     ),
+    "bench/tables/digits_mlp.toml": (  # README's `bench-table` line: 27 architectures, not 324
+        ("\nepochs = 20\n", "\nepochs = 1\n"),
+        ("\ndepth = [1, 3]\n", "\ndepth = [1, 1]\n"),
+        ("\nwidth = [16, 32, 64, 128]\n", "\nwidth = [16]\n"),
+    ),
     "bench/spaces/tiny_mlp.toml": (("\nepochs = 10\n", "\nepochs = 1\n"),),
     "bench/spaces/tiny_mlp_table.toml": (("\nepochs = 10\n", "\nepochs = 1\n"),),
 }
