@@ -15,11 +15,15 @@ Python statement (``... `` continues it); every other line is output, replaced b
 command or statement prints now (stdout and stderr together; for a statement, also the
 ``repr`` of an expression, as the interactive interpreter shows it). ``<!-- output: CMD -->``
 shows the whole block as the output of a shell command CMD that is not itself shown (e.g. the
-start of a file an earlier command wrote).
+start of a file an earlier command wrote). ``<!-- output (server) -->`` marks commands that
+serve until stopped (``bitnas dashboard``): each is started, its output read up to its first
+line (a server prints its URL once it listens) and the process then stopped by its PID.
 
 All blocks run in one scratch folder, file by file in ``ORDER`` and block by block, so a block
 may read what an earlier one wrote (``runs/docs-digits.db``): ``studies/`` and ``bench/`` come
-from the repository, ``runs/`` starts empty. A regeneration trains for real (minutes)::
+from the repository, ``runs/`` starts empty. A regeneration trains for real (about half an
+hour on 2 shared cores; 10 minutes of it are the sweep of docs/cli/run.md, whose storage the
+sweep blocks of pareto.md and report.md then read)::
 
     python scripts/regenerate_docs.py                 # rerun and rewrite every block
     python scripts/regenerate_docs.py --keep /tmp/d   # ... and keep the scratch folder
@@ -29,7 +33,8 @@ from the repository, ``runs/`` starts empty. A regeneration trains for real (min
 ``--check`` (what ``tests/scripts/test_regenerate_docs.py`` runs in CI) is the cheap version:
 ``bitnas`` commands run in this process (imports paid once), the study files are fixtures
 (``FIXTURES``: 1 epoch, depth up to 2, the file's own ``trials`` 8) and ``bitnas cost``
-estimates from 2,000 draws, not 20,000. Every command is otherwise run exactly as documented.
+estimates from 2,000 draws, not 20,000; a server gets ``--port 0`` (any free port: the
+documented one may be taken on a CI machine). Every command is otherwise run exactly as documented.
 It then compares the *shape* of each output with the documented one (``shape``): what the
 program prints, not what the data or the clock make of it.
 """
@@ -40,10 +45,10 @@ import argparse
 import code
 import contextlib
 import difflib
-import functools
 import io
 import os
 import re
+import select
 import shlex
 import shutil
 import subprocess
@@ -54,6 +59,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, also when loaded by path
+from doc_fixtures import CHECK_SAMPLES, FIXTURES  # noqa: E402
+from doc_shape import shape, template  # noqa: E402
+
+__all__ = ["check", "parse", "regenerate", "shape", "template"]
+
 #: Files whose blocks run first, in this order (later ones read what earlier ones wrote); any
 #: other file with blocks follows, sorted.
 ORDER = (
@@ -64,20 +75,10 @@ ORDER = (
     "docs/cli/report.md",
     "docs/export.md",
 )
-#: ``--check``'s study files: (old, new) replacements of the repository's, each of which must
-#: apply (a study file changed under them is noticed, not silently run at full size).
-FIXTURES: dict[str, tuple[tuple[str, str], ...]] = {
-    "studies/digits.toml": (
-        ("\nepochs = 30\n", "\nepochs = 1\n"),
-        ("\ntrials = 60\n", "\ntrials = 8\n"),
-        ("\ndepth = [1, 3] ", "\ndepth = [1, 2] "),  # a smaller space: `cost` counts it fast
-    ),
-}
-#: ``--check``'s ``bitnas cost`` draws for a space too large to enumerate.
-CHECK_SAMPLES = 2_000
 
 BLOCK = re.compile(
-    r"^<!-- output(?:: (?P<hidden>.+?))? -->\n(?P<fence>```[\w-]*\n)(?P<body>.*?)^```\n"
+    r"^<!-- output(?P<server> \(server\))?(?:: (?P<hidden>.+?))? -->\n"
+    r"(?P<fence>```[\w-]*\n)(?P<body>.*?)^```\n"
     r"<!-- /output -->$",
     re.S | re.M,
 )
@@ -87,7 +88,7 @@ BLOCK = re.compile(
 class Unit:
     """One command of a block and the output shown under it."""
 
-    kind: str  # "shell", "python" or "hidden" (a shell command not shown)
+    kind: str  # "shell", "python", "hidden" (a shell command not shown) or "server"
     source: str  # the command, or the statement (continuation lines included)
     shown: list[str] = field(default_factory=list)
     gap: bool = False  # a blank line separates it from the unit before
@@ -117,7 +118,8 @@ def parse(path: Path) -> list[Block]:
             blank = False
             for ln in m["body"].splitlines():
                 if ln.startswith("$ "):
-                    units.append(Unit("shell", ln[2:], gap=blank and bool(units)))
+                    kind = "server" if m["server"] else "shell"
+                    units.append(Unit(kind, ln[2:], gap=blank and bool(units)))
                 elif ln.startswith(">>> "):
                     units.append(Unit("python", ln[4:], gap=blank and bool(units)))
                 elif ln.startswith("... ") and units and units[-1].kind == "python":
@@ -160,10 +162,12 @@ class Runner:
         self.scratch, self.check = scratch, check
         (scratch / "runs").mkdir(parents=True, exist_ok=True)
         for name in ("studies", "bench"):
-            if check and name == "studies":
-                self._fixture_studies(scratch / name)
+            if check:  # copies (300 kB): the fixtures are written into them
+                shutil.copytree(ROOT / name, scratch / name, dirs_exist_ok=True)
             elif not (scratch / name).exists():
                 (scratch / name).symlink_to(ROOT / name)
+        if check:
+            self._fixtures()
         self.env = {
             **os.environ,
             "PYTHONWARNINGS": "ignore",
@@ -171,8 +175,7 @@ class Runner:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
 
-    def _fixture_studies(self, folder: Path) -> None:
-        shutil.copytree(ROOT / "studies", folder, dirs_exist_ok=True)
+    def _fixtures(self) -> None:
         for rel, changes in FIXTURES.items():
             text = (ROOT / rel).read_text()
             for old, new in changes:
@@ -184,6 +187,8 @@ class Runner:
     def run(self, u: Unit, namespace: dict[str, object]) -> Ran:
         if u.kind == "python":
             return self._python(u.source, namespace)
+        if u.kind == "server":
+            return self._server(u.source)
         argv = shlex.split(u.source)
         if (
             self.check
@@ -203,6 +208,39 @@ class Runner:
             timeout=3600,
         )
         return Ran(p.returncode, p.stdout.splitlines())
+
+    def _server(self, cmd: str, timeout: float = 120.0) -> Ran:
+        """Start ``cmd`` (no shell: its PID is the server's), read its output up to its first
+        line, stop it by that PID; one that exits (within a second of that line) failed."""
+        if _shell_syntax(cmd):
+            raise SystemExit(f"a server command is run without a shell: {cmd!r}")
+        argv = shlex.split(cmd) + (["--port", "0"] if self.check else [])
+        p = subprocess.Popen(
+            argv, cwd=self.scratch, env=self.env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        assert p.stdout is not None
+        lines: list[str] = []
+        try:
+            ready, _, _ = select.select([p.stdout], [], [], timeout)
+            first = p.stdout.readline() if ready else ""
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(1.0)  # an error message is followed by the exit; a URL by serving
+            if first and p.poll() is None:
+                return Ran(0, [first.rstrip("\n")])
+            if not ready:
+                return Ran(1, [f"no output from `{cmd}` in {timeout:.0f} s"])
+            lines = [first.rstrip("\n"), *p.stdout.read().splitlines()]
+            return Ran(p.wait() or 1, [ln for ln in lines if ln])
+        finally:
+            if p.poll() is None:
+                p.terminate()  # SIGTERM to its own PID
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            p.stdout.close()
 
     @contextlib.contextmanager
     def _here(self, out: io.StringIO) -> Iterator[None]:
@@ -250,63 +288,6 @@ def _shell_syntax(cmd: str) -> bool:
 def expected_failure(shown: list[str]) -> bool:
     """The documented output is an error message: the command is shown failing."""
     return bool(shown) and shown[0].startswith(("bitnas: error:", "Traceback"))
-
-
-# -- shape --------------------------------------------------------------------------------------
-
-ARCH = re.compile(r"\b(?:mlp|cnn1d|cnn2d|resnet) [^\s`|]+ T=\d+ \w+")
-NUMBER = re.compile(r"(?<![\w.])[-+±]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|\b(?:NaN|nan|inf)\b")
-LIST = re.compile(r"\[#(?:,? #)*\]")  # Python lists, and NumPy arrays as pandas prints them
-
-
-@functools.cache
-def _counts_pattern() -> re.Pattern[str]:
-    from bitnas.studies.report import PHRASES
-
-    phrases = "|".join(re.escape(p) for p in sorted(PHRASES.values(), key=len, reverse=True))
-    return re.compile(rf"# finished trials(?: \(# \w+(?:, # \w+)*\))?(?:, # (?:{phrases}))*")
-
-
-def template(line: str) -> str:
-    """One line with what varies with the data replaced: architectures by ``ARCH``, numbers by
-    ``#``, lists of numbers by ``[#…]``, a trial-count summary (``bitnas.studies.report``'s
-    ``format_counts``, whose clauses appear only when their count is above zero) by ``COUNTS``,
-    runs of blanks by one space and of dashes by one dash (aligned tables)."""
-    s = ARCH.sub("ARCH", line)
-    s = NUMBER.sub("#", s)
-    s = LIST.sub("[#…]", s)
-    s = _counts_pattern().sub("COUNTS", s)
-    s = re.sub(r"-{2,}", "-", s)
-    return " ".join(s.split())
-
-
-def _table_row(cells: list[str]) -> str:
-    """A Markdown table's data row: its first cell (bold and parenthesised notes dropped, e.g.
-    ``#28 (knee)``) and its number of cells; what the other cells hold is data."""
-    first = re.sub(r"\s*\([^)]*\)", "", template(cells[0]).replace("**", "")).strip()
-    return f"| {first} |{' … |' * (len(cells) - 1)}"
-
-
-def shape(lines: list[str]) -> list[str]:
-    """The shape of an output: the distinct line templates (``template``), in the order they
-    first appear (``check`` compares them as sets). So a front of 5 rows and one of 9 have one
-    shape (the number of lines is data, not shape), while a renamed column, a reworded message,
-    a new or missing line kind, an empty front where one was shown, or a table with another
-    number of columns changes it. Markdown tables: header rows are kept
-    whole, data rows as ``_table_row``. Blank lines do not count."""
-    out: list[str] = []
-    for i, ln in enumerate(lines):
-        if not ln.strip():
-            continue
-        cells = [c.strip() for c in ln.strip().strip("|").split("|")]
-        is_row = ln.lstrip().startswith("|")
-        nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        is_rule = is_row and all(re.fullmatch(r":?-+:?", c) for c in cells)
-        header = is_row and bool(re.fullmatch(r"\s*\|[\s:|-]+\|\s*", nxt)) and "-" in nxt
-        t = _table_row(cells) if is_row and not is_rule and not header else template(ln)
-        if t not in out:
-            out.append(t)
-    return out
 
 
 # -- the two modes ------------------------------------------------------------------------------
@@ -362,16 +343,14 @@ def regenerate(files: list[Path], scratch: Path) -> int:
             if u.gap:
                 body.append("")
             if u.kind != "hidden":
-                prompt = "$ " if u.kind == "shell" else ">>> "
+                prompt = ">>> " if u.kind == "python" else "$ "
                 body += [prompt + u.source.replace("\n", "\n... ")]
             body += [ln.rstrip() for ln in r.lines]
         while body and not body[-1]:
             body.pop()
-        marker = (
-            f"<!-- output: {b.units[0].source} -->"
-            if b.units[0].kind == "hidden"
-            else "<!-- output -->"
-        )
+        kind = b.units[0].kind
+        marker = {"hidden": f"<!-- output: {b.units[0].source} -->",
+                  "server": "<!-- output (server) -->"}.get(kind, "<!-- output -->")  # fmt: skip
         new.setdefault(b.path, []).append(
             (b, f"{marker}\n{b.fence}" + "\n".join(body) + "\n```\n<!-- /output -->")
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import socket
 import sys
 import time
 from pathlib import Path
@@ -107,6 +108,30 @@ def test_regenerate_rewrites_only_the_outputs_of_each_block(tmp_path):
     assert doc.read_text() == want
     rd.regenerate([doc], tmp_path / "scratch")
     assert doc.read_text() == want
+
+
+def test_a_server_block_shows_its_first_line_and_the_server_is_stopped(tmp_path):
+    """`<!-- output (server) -->`: the command is started, its first line shown, the process
+    stopped by its PID (its port no longer answers); a server that exits at once failed."""
+    doc = tmp_path / "page.md"
+    serve = "python -u -m http.server --bind 127.0.0.1 0"
+    fails = "python busy.py"  # (a server command runs without a shell: no quoting here)
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "scratch" / "busy.py").write_text("print('bitnas: error: port busy')\nexit(2)\n")
+    doc.write_text(
+        f"<!-- output (server) -->\n```\n$ {serve}\nold line\n```\n<!-- /output -->\n\n"
+        f"<!-- output (server) -->\n```\n$ {fails}\nbitnas: error: x\n```\n<!-- /output -->\n"
+    )
+    t0 = time.perf_counter()
+    assert rd.regenerate([doc], tmp_path / "scratch") == 2
+    assert time.perf_counter() - t0 < 30
+    text = doc.read_text()
+    m = re.search(r"^Serving HTTP on 127\.0\.0\.1 port (\d+) ", text, re.M)
+    assert m, text
+    assert text.startswith(f"<!-- output (server) -->\n```\n$ {serve}\nServing HTTP")
+    assert "old line" not in text and "bitnas: error: port busy\n```" in text
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", int(m[1])), timeout=5).close()
 
 
 def test_every_output_shown_is_regenerated_or_says_why_not():
