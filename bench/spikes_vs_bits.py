@@ -73,7 +73,9 @@ SIZES: dict[str, Size] = {
     "full": Size(
         structures=((8, (1, 1)), (16, (1, 2)), (16, (2, 1)), (32, (1, 1)), (32, (2, 2))),
         seeds=(0, 1, 2, 3, 4),
-        lrs=(1e-3, 3e-3, 1e-2),
+        # AdamW rates; every family chose the grid's top (1e-2) of {1e-3, 3e-3, 1e-2} in the
+        # first pilot, so the grid goes on up until a rate is past the best
+        lrs=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
         pairs=(0, 1, 2, 3, 4),
         fidelities=("short", "converged"),
     ),
