@@ -74,3 +74,16 @@ def test_the_python_examples_of_readme_and_export_run_as_printed(tmp_path, monke
         exec(compile(block, f"docs/export.md, block {i + 1}", "exec"), ns)
     front, df = ns["front"], ns["df"]
     assert len(front) >= 1 and len(df) >= 20  # type: ignore[arg-type]
+
+
+def test_the_known_cost_example_of_readme_runs_as_printed():
+    """README's plain-Optuna known-cost block: 20 trials, none over the budget, and the
+    model's interval for an untried architecture."""
+    blocks = [b for b in python_blocks("README.md") if "KnownCostSampler(" in b]
+    assert len(blocks) == 1
+    ns: dict[str, object] = {"__name__": "__doc__"}
+    exec(compile(blocks[0], "README.md", "exec"), ns)
+    study = ns["study"]
+    costs = [t.values[1] for t in study.trials]  # type: ignore[attr-defined]
+    assert len(costs) == 20 and max(costs) <= 512
+    assert ns["low"][0] <= ns["median"][0] <= ns["high"][0]  # type: ignore[index]
