@@ -80,9 +80,13 @@ def test_a_stale_block_is_caught(tmp_path):
     n, problems = rd.check([doc], tmp_path / "scratch")
     assert n == 3
     assert len(problems) == 2, problems
-    assert problems[0].startswith(f"{doc}:13: `bitnas cost studies/digits.toml`: its output's shape")
+    assert problems[0].startswith(
+        f"{doc}:13: `bitnas cost studies/digits.toml`: its output's shape"
+    )
     assert "\n    -priciest: # BitOps ARCH\n    +dearest: # BitOps ARCH" in problems[0]
-    assert problems[1].startswith(f"{doc}:23: `bitnas cost studies/digits.toml --budget 5` exited 2")
+    assert problems[1].startswith(
+        f"{doc}:23: `bitnas cost studies/digits.toml --budget 5` exited 2"
+    )
     assert "unrecognized arguments: --budget 5" in problems[1]
 
 
