@@ -1,5 +1,6 @@
 """A Ray cluster on this machine for tests: a head on 127.0.0.1 with token authentication,
-and more nodes joined to it, each a `ray start --block` of its own stopped by its PID."""
+and more nodes joined to it, each a `ray start --block` of its own stopped by its PID; and
+what a test needs to find a cluster's processes by PID (/proc, Linux)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ def _free_port() -> int:
 class RayCluster:
     """``address`` to join it, ``env`` for a process that joins it (the token)."""
 
-    def __init__(self, logs: Path, cpus: int = 2, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, logs: Path, cpus: int = 2, extra: list[str] | None = None, dashboard: bool = False
+    ) -> None:
+        """``dashboard``: the head runs Ray's dashboard (its Jobs API, for `ray job submit`)
+        on 127.0.0.1, at ``self.dashboard`` (an http:// URL)."""
         self.logs = logs
         self.gcs = _free_port()
         self.address = f"127.0.0.1:{self.gcs}"
@@ -37,10 +42,28 @@ class RayCluster:
                     "RAY_AUTH_TOKEN": secrets.token_hex(16)}  # fmt: skip
         self.tmp = tempfile.mkdtemp(prefix="bnrc", dir="/tmp")  # Unix socket paths are short
         self.nodes: list[subprocess.Popen[bytes]] = []
-        self._start("head", ["--head", f"--port={self.gcs}", "--include-dashboard=false",
+        dash = ["--include-dashboard=false"]
+        if dashboard:
+            port = _free_port()
+            self.dashboard = f"http://127.0.0.1:{port}"
+            dash = ["--dashboard-host=127.0.0.1", f"--dashboard-port={port}"]
+        self._start("head", ["--head", f"--port={self.gcs}", *dash,
                              f"--ray-client-server-port={_free_port()}", *(extra or [])],
                     cpus, {})  # fmt: skip
         self.wait_for_cpus(cpus)
+        if dashboard:  # the Jobs API comes up a few seconds after the GCS
+            self._wait_for_port(port)
+
+    def _wait_for_port(self, port: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                assert self.nodes[0].poll() is None, self.log_tail()
+                assert time.monotonic() < deadline, f"no dashboard on port {port}"
+                time.sleep(0.5)
 
     def _start(self, name: str, args: list[str], cpus: int, resources: dict[str, float]) -> None:
         log = (self.logs / f"ray-{name}.log").open("wb")
@@ -95,3 +118,37 @@ class RayCluster:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)  # its own session, started here
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def procs() -> dict[int, tuple[int, str]]:
+    """PID -> (parent PID, command name) of every process (Linux /proc)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    head, tail = f.read().rsplit(")", 1)
+                out[int(d)] = (int(tail.split()[1]), head.split("(", 1)[1])
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                pass
+    return out
+
+
+def below(pid: int, table: dict[int, tuple[int, str]]) -> list[int]:
+    """Every descendant of `pid` in ``table`` (``procs()``)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [p for p, (ppid, _) in table.items() if ppid == parent]
+        found += kids
+        todo += kids
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie nobody reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

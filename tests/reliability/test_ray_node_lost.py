@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from bitnas.search import counts, open_storage
-from tests.reliability.raycluster import RayCluster
+from tests.reliability.raycluster import RayCluster, alive, below, procs
 from tests.reliability.shared_study import trained
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -67,47 +67,13 @@ print("added", added, flush=True)
 HEALTH = '{"health_check_period_ms": 1000, "health_check_failure_threshold": 5}'
 
 
-def _procs() -> dict[int, tuple[int, str]]:
-    """PID -> (parent PID, command name) of every process (Linux /proc)."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    head, tail = f.read().rsplit(")", 1)
-                out[int(d)] = (int(tail.split()[1]), head.split("(", 1)[1])
-            except (OSError, IndexError, ValueError):  # gone meanwhile
-                pass
-    return out
-
-
-def _below(pid: int, procs: dict[int, tuple[int, str]]) -> list[int]:
-    """Every descendant of `pid`."""
-    below, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        kids = [p for p, (ppid, _) in procs.items() if ppid == parent]
-        below += kids
-        todo += kids
-    return below
-
-
 def raylet_of(node: subprocess.Popen[bytes]) -> tuple[int, list[int]]:
     """The PID of the raylet that the node's `ray start` started, and its workers' PIDs."""
-    procs = _procs()
-    below = _below(node.pid, procs)
-    found = [p for p in below if procs[p][1] == "raylet"]
-    assert len(found) == 1, f"the node's processes: {[procs[p] for p in below]}"
-    return found[0], _below(found[0], procs)
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie nobody reaped counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+    table = procs()
+    under = below(node.pid, table)
+    found = [p for p in under if table[p][1] == "raylet"]
+    assert len(found) == 1, f"the node's processes: {[table[p] for p in under]}"
+    return found[0], below(found[0], table)
 
 
 def start_driver(
@@ -158,7 +124,7 @@ def test_a_lost_node_s_trials_are_retried_and_the_study_reaches_its_target(tmp_p
         # its workers end with it (Ray's workers exit when their raylet is gone); only then may
         # the trials go on, so none of the lost node's trials can finish there
         deadline = time.monotonic() + 120
-        while any(_alive(p) for p in workers):
+        while any(alive(p) for p in workers):
             assert time.monotonic() < deadline, "the lost node's workers outlived their raylet"
             time.sleep(0.1)
         t_gone = time.monotonic() - t0
