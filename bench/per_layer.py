@@ -212,7 +212,8 @@ def main() -> int:
     evaluator = CachedEvaluator(spec.evaluator(), args.cache)
     done = load_runs(args.runs, args.trials, VERSION)
     runs = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):  # seed-major: every sampler has results early
+    # seed-major: every sampler has results early
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in args.samplers.split(","):
             r = done.get((name, seed))
             if r is None:
