@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 T = TypeVar("T")
 TARGET = 6
-#: Epochs of a trial: about 2 s of training on one core (0.03 s an epoch measured on digits'
-#: small MLPs), so that trials are RUNNING for a while, and the study still takes seconds.
+#: Epochs of a trial: 2-4 s on a Ray worker (11-14 s on a fresh one, its start-up included),
+#: so that trials are RUNNING for a while, and the whole study takes well under a minute.
 EPOCHS = 60
 
 
