@@ -21,7 +21,12 @@ minutes, not hours, on a shared machine. RSS is this process's resident memory a
 each window; peak RSS is the process's maximum (the storage's own cache of trials included:
 Optuna's RDB cache and the journal's replay hold every trial). After the last mark,
 ``bitnas pareto``, ``bitnas export`` and ``bitnas report`` are timed on the study (separate
-processes, wall time).
+processes, wall time). Before them, new processes measure memory and time as a user's
+processes meet them, on the "again" study (100 trials) and on the long one: ``read`` opens
+the study and reads every trial as bitnas's readers do (the storage's own memory),
+``read-orm`` the same through Optuna's own read alone (no ``bitnas.search.rdb_read``), ``run``
+opens it as `bitnas run` does and adds a window (ms/trial and peak RSS of a run's process).
+Several ``--storages`` run one process each, so that each peak RSS is one storage's.
 
 The random sampler keeps the sampler's own cost out (TPE and NSGA-II read the study's trials
 on each ask, which grows with the study by design); ``--sampler`` picks another. ``--dir``
@@ -33,9 +38,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -48,6 +53,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bitnas.evaluators import CallableEvaluator, EvalResult
 from bitnas.search import Problem, make_sampler, open_storage, optimize
+from bitnas.search.rdb_read import preload
 from bitnas.search.storage import create_or_load_study
 from bitnas.spaces import MLPSpace
 from bitnas.spaces.architecture import Architecture
@@ -59,6 +65,14 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * PAGE / 2**20
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: of this program alone, where
+    ``ru_maxrss`` would carry over the peak of the process that started it)."""
+    with open("/proc/self/status") as f:
+        kb = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    return int(kb) / 1024
 
 
 class Clock:
@@ -174,7 +188,7 @@ def bench(url: str, name: str, args: argparse.Namespace, out: Path) -> None:
     optimize(again, problem, args.window, progress=False)
     times = clock.times[start:]
     again_ms = 1000 * (times[-1] - times[0]) / (len(times) - 1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     base = per[min(per)]
     print(f"\n{name} ({url.split(':')[0]}, sampler {args.sampler}): {n} trials in "
           f"{wall:.1f} s; peak RSS {peak:.0f} MB")  # fmt: skip
@@ -183,6 +197,15 @@ def bench(url: str, name: str, args: argparse.Namespace, out: Path) -> None:
         print(f"{m:8d} {v:9.2f} {v / base:9.2f} {rss[m]:7.0f}")
     print(f"{'100 again':>8s} {again_ms:9.2f} {again_ms / base:9.2f}  (new study, after the rest)")
     sys.stdout.flush()
+    # each in a new process, as `bitnas run` and a reader open a study: the storage's own
+    # memory (open the study, read every trial) and a run's (open, run a window), at 100
+    # trials (the "again" study) and at the last mark
+    print(f"{'new process':>24s} {'trials':>7s} {'peak RSS MB':>12s} {'ms/trial':>9s} {'s':>6s}")
+    for what in ("read", "read-orm", "run"):
+        for study_name in (f"{name}-again", name):
+            r = probe(what, url, study_name, args)
+            ms = f"{r['ms']:9.2f}" if "ms" in r else f"{'':9s}"
+            print(f"{what:>24s} {r['trials']:7d} {r['rss']:12.0f} {ms} {r['s']:6.1f}", flush=True)
     cli = [sys.executable, "-m", "bitnas.studies.cli"]
     where = [name, "--storage", url]
     for what, extra in (("pareto", []), ("export", ["--parquet", str(out / f"{name}.parquet")]),
@@ -191,8 +214,39 @@ def bench(url: str, name: str, args: argparse.Namespace, out: Path) -> None:
             print(f"bitnas {what}: {timed([*cli, what, *where, *extra]):.1f} s", flush=True)
 
 
+def probe(what: str, url: str, name: str, args: argparse.Namespace) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--probe", what, url, name, "--sampler", args.sampler,
+           "--window", str(args.window)]  # fmt: skip
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def run_probe(what: str, url: str, name: str, args: argparse.Namespace) -> None:
+    """One measurement in this (new) process, printed as a JSON line: ``read`` opens the
+    study and reads every trial as bitnas's readers do (``preload`` on a database, then
+    ``get_trials``), ``read-orm`` the same through Optuna's own read alone, ``run`` opens it
+    as `bitnas run` does and adds a window of trials."""
+    t0 = time.perf_counter()
+    clock = Clock()
+    problem = Problem(space=space(), evaluator=CallableEvaluator(clock))
+    study = create_or_load_study(
+        open_storage(url, create=False), name, problem, make_sampler(args.sampler, 2, problem)
+    )
+    if what != "read-orm":
+        preload(study)
+    result: dict[str, float] = {"trials": len(study.get_trials(deepcopy=False))}
+    if what == "run":
+        optimize(study, problem, args.window, progress=False)
+        times = clock.times
+        result["ms"] = 1000 * (times[-1] - times[0]) / (len(times) - 1)
+    result["rss"] = peak_rss_mb()
+    result["s"] = time.perf_counter() - t0
+    print(json.dumps(result))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--probe", nargs=3, metavar=("WHAT", "URL", "NAME"), help=argparse.SUPPRESS)
     ap.add_argument("--trials", type=int, default=10_000)
     ap.add_argument("--storages", nargs="+", default=["sqlite", "journal"])
     ap.add_argument("--sampler", default="random")
@@ -202,6 +256,20 @@ def main() -> None:
     ap.add_argument("--dir", help="keep the studies here (default: a temporary folder)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.probe:
+        run_probe(*args.probe, args)
+        return
+    if len(args.storages) > 1:  # one process each: a peak RSS is one storage's alone
+        for kind in args.storages:
+            argv = sys.argv[1:]
+            if "--storages" not in argv:
+                argv.append("--storages")
+            i = argv.index("--storages")
+            while i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                del argv[i + 1]
+            argv.insert(i + 1, kind)
+            subprocess.run([sys.executable, __file__, *argv], check=True)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.dir or tmp).resolve()
         out.mkdir(parents=True, exist_ok=True)
