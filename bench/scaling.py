@@ -2,7 +2,7 @@
 
     python bench/scaling.py [--trials 10000] [--storages sqlite journal postgresql]
                             [--sampler random]
-                            [--window 100] [--dir DIR]
+                            [--window 100] [--dir DIR] [--compare-with CHECKOUT]
 
 A synthetic lookup evaluator (no training: an accuracy derived from the architecture's key,
 microseconds) over a per-layer MLP space of about 10^11 architectures, so every trial is a
@@ -103,9 +103,11 @@ def marks(n: int) -> list[int]:
     return [m for m in (100, 1000, 10_000, 100_000) if m <= n] or [n]
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str], code: str | None = None) -> float:
+    """Wall seconds of ``cmd``; with ``code``, bitnas imported from that checkout."""
+    env = {**os.environ, "PYTHONPATH": code} if code else None
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - t0
 
 
@@ -208,10 +210,13 @@ def bench(url: str, name: str, args: argparse.Namespace, out: Path) -> None:
             print(f"{what:>24s} {r['trials']:7d} {r['rss']:12.0f} {ms} {r['s']:6.1f}", flush=True)
     cli = [sys.executable, "-m", "bitnas.studies.cli"]
     where = [name, "--storage", url]
+    codes = {"this code": None, **{c: c for c in args.compare_with}}
     for what, extra in (("pareto", []), ("export", ["--parquet", str(out / f"{name}.parquet")]),
                         ("report", ["--out", str(out / f"{name}-report")])):  # fmt: skip
         if what in args.cli:
-            print(f"bitnas {what}: {timed([*cli, what, *where, *extra]):.1f} s", flush=True)
+            for label, code in codes.items():  # each command under each code, in turn
+                s = timed([*cli, what, *where, *extra], code)
+                print(f"bitnas {what} ({label}): {s:.1f} s", flush=True)
 
 
 def probe(what: str, url: str, name: str, args: argparse.Namespace) -> dict[str, float]:
@@ -254,6 +259,9 @@ def main() -> None:
     ap.add_argument("--cli", nargs="*", default=["pareto", "export", "report"],
                     help="commands to time on each finished study")  # fmt: skip
     ap.add_argument("--dir", help="keep the studies here (default: a temporary folder)")
+    ap.add_argument("--compare-with", nargs="*", default=[], metavar="CHECKOUT",
+                    help="time the commands also with bitnas from these checkouts (a baseline "
+                         "in the same run)")  # fmt: skip
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.probe:

@@ -9,6 +9,10 @@ six tables with one plain SELECT each (SQLAlchemy Core: rows, no ORM), decodes e
 distribution once, builds the trials exactly as Optuna's ``_build_frozen_trial_from_trial_model``
 does, and hands them to the study's Optuna cache (``_CachedStorage``) the way its own first
 read would: finished trials cached for good, unfinished ones read again on the next call.
+The trials are selected first: a trial that another run creates or finishes meanwhile is
+either not in that first list (its id is above every finished one read, so the cache reads
+it next time) or listed unfinished (read again next time); a finished trial's values and
+attributes were committed before its state, so they are in the later selects.
 Optuna's internals used here are pinned by the ``optuna>=5,<6`` requirement; where they are
 not as expected (another storage, another Optuna), ``preload`` does nothing and Optuna's own
 read follows, so what the caller sees never differs.
