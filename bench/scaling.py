@@ -104,10 +104,11 @@ def marks(n: int) -> list[int]:
 
 
 def timed(cmd: list[str], code: str | None = None) -> float:
-    """Wall seconds of ``cmd``; with ``code``, bitnas imported from that checkout."""
+    """Wall seconds of ``cmd``; with ``code``, bitnas imported from that checkout (run in
+    it: ``python -m`` puts the working directory first on the path)."""
     env = {**os.environ, "PYTHONPATH": code} if code else None
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=code)
     return time.perf_counter() - t0
 
 
@@ -183,8 +184,11 @@ def bench(url: str, name: str, args: argparse.Namespace, out: Path) -> None:
     n = len(study.get_trials(deepcopy=False))
     # the machine's load drifts over a run: the 100-trial window once more, on a new study
     # right after the last mark, says how much of a ratio is drift
+    # in a file of its own: a journal replays its whole file, whatever study is read
+    again_url = url.replace(f"{name}.", f"{name}-again.")
+    again_storage = study._storage if again_url == url else open_storage(again_url)
     again = create_or_load_study(
-        study._storage, f"{name}-again", problem, make_sampler(args.sampler, 1, problem), url
+        again_storage, f"{name}-again", problem, make_sampler(args.sampler, 1, problem), url
     )
     start = len(clock.times)
     optimize(again, problem, args.window, progress=False)
@@ -205,7 +209,7 @@ def bench(url: str, name: str, args: argparse.Namespace, out: Path) -> None:
     print(f"{'new process':>24s} {'trials':>7s} {'peak RSS MB':>12s} {'ms/trial':>9s} {'s':>6s}")
     for what in ("read", "read-orm", "run"):
         for study_name in (f"{name}-again", name):
-            r = probe(what, url, study_name, args)
+            r = probe(what, again_url if study_name != name else url, study_name, args)
             ms = f"{r['ms']:9.2f}" if "ms" in r else f"{'':9s}"
             print(f"{what:>24s} {r['trials']:7d} {r['rss']:12.0f} {ms} {r['s']:6.1f}", flush=True)
     cli = [sys.executable, "-m", "bitnas.studies.cli"]
