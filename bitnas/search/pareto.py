@@ -43,9 +43,18 @@ def pareto_mask(
 ) -> np.ndarray:
     """Boolean mask of the non-dominated rows of ``values`` ([n, m]).
 
-    Duplicated points are all kept (none dominates its copy).
+    Duplicated points are all kept (none dominates its copy). Two objectives (every bitnas
+    study) take one sort, O(n log n); more, or a NaN among the values, the pairwise check,
+    O(n^2) (_pareto_mask_pairs, the definition both agree with).
     """
     v = _as_min(np.asarray(values, dtype=float).reshape(-1, len(directions)), directions)
+    if v.shape[1] == 2 and not np.isnan(v).any():
+        return _pareto_mask_2d(v)
+    return _pareto_mask_pairs(v)
+
+
+def _pareto_mask_pairs(v: np.ndarray) -> np.ndarray:
+    """Non-dominated rows of ``v`` (every objective minimised): each row against all."""
     n = len(v)
     mask = np.ones(n, dtype=bool)
     for i in range(n):
@@ -53,6 +62,31 @@ def pareto_mask(
         better = np.any(v < v[i], axis=1)
         if np.any(no_worse & better):
             mask[i] = False
+    return mask
+
+
+def _pareto_mask_2d(v: np.ndarray) -> np.ndarray:
+    """Non-dominated rows of ``v`` ([n, 2], both minimised, no NaN) after one sort by
+    (x, y): a point is dominated by a point of equal x and smaller y, or by a point of
+    smaller x and no greater y (the least y over all smaller x)."""
+    n = len(v)
+    mask = np.ones(n, dtype=bool)
+    order = np.lexsort((v[:, 1], v[:, 0]))
+    best: float | None = None  # the least y over the points of strictly smaller x (none yet)
+    i = 0
+    while i < n:
+        x = v[order[i], 0]
+        j = i
+        while j < n and v[order[j], 0] == x:
+            j += 1
+        group = order[i:j]  # equal x, y ascending
+        least = v[group[0], 1]
+        for k in group:
+            y = v[k, 1]
+            if y > least or (best is not None and best <= y):
+                mask[k] = False
+        best = least if best is None else min(best, least)
+        i = j
     return mask
 
 

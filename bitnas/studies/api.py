@@ -31,6 +31,7 @@ from bitnas.search import (
 )
 from bitnas.search.artifacts import put_study_file
 from bitnas.search.problem import Problem
+from bitnas.search.rdb_read import preload
 from bitnas.search.storage import check_url, exclusive_writer, redact
 from bitnas.search.warm_start import WarmStart, enqueue_front
 from bitnas.studies.loader import load_spec
@@ -169,6 +170,7 @@ def _run(
     study = create_or_load_study(
         store, st.name, problem, optuna.samplers.RandomSampler(), st.storage
     )
+    preload(study)  # a long database study: its trials in one read (rdb_read.py)
     existing = len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(st.sampler, st.seed + 7919 * existing, problem)
     stored = study.user_attrs.get(SPEC_ATTR)
@@ -254,6 +256,7 @@ def open_result(target: StudySpec | str | Path, *, storage: str | None = None) -
             raise SpecError("a study file or study name is required")
         url = storage or f"sqlite:///runs/{name}.db"
     study = load_study(open_storage(url, create=False), name, url)
+    preload(study)  # a database study's trials in one read, not through the ORM (rdb_read.py)
     if len(study.directions) != 2:
         raise StorageError(
             f"study {name!r} in {redact(url)} has {len(study.directions)} objective(s), not the "

@@ -744,6 +744,7 @@ def _stored_seed(study: optuna.Study) -> int | None:
 
 def report(target: str | Path, *, out: str | Path, storage: str | None = None) -> Path:
     """Report on a study file (a sweep reports all its cells together) or a stored study name."""
+    from bitnas.search.rdb_read import preload
     from bitnas.search.storage import load_study, open_storage
     from bitnas.studies.api import open_result
     from bitnas.studies.loader import load_spec
@@ -762,6 +763,7 @@ def report(target: str | Path, *, out: str | Path, storage: str | None = None) -
                 raise StorageError(
                     f"sweep cell {cell.name!r} is not in {url}: run `bitnas run {target}` first"
                 ) from None
+            preload(study)  # a database study's trials in one read (rdb_read.py)
             sources.append(
                 _source(study, float(cell.budget), allocation=cell.allocation, seed=cell.seed)
             )

@@ -64,3 +64,22 @@ def test_front_hypervolume_uses_the_documented_reference():
     assert two == pytest.approx(0.5 * 0.5 + 0.9 * 0.5)
     with pytest.raises(ValueError, match="cost_min"):
         front_hypervolume([0.5], [1.0], budget=1.0, cost_min=1.0)
+
+
+def test_two_objective_sort_agrees_with_the_pairwise_definition():
+    # the O(n log n) path of two objectives against the O(n^2) definition, on small grids
+    # (many ties and copies) with infinities and with three objectives as a control
+    from bitnas.search.pareto import _pareto_mask_2d, _pareto_mask_pairs
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        n = int(rng.integers(0, 25))
+        v = rng.integers(0, 5, size=(n, 2)).astype(float)
+        v[rng.random(n) < 0.1] = np.inf
+        v[rng.random(n) < 0.05, 0] = -np.inf
+        assert _pareto_mask_2d(v).tolist() == _pareto_mask_pairs(v).tolist(), v
+    assert pareto_mask([(np.inf, np.inf)], ["minimize", "minimize"]).tolist() == [True]
+    pts = rng.random((300, 2))
+    assert pareto_mask(pts, MAXMIN).tolist() == _pareto_mask_pairs(pts * [-1, 1]).tolist()
+    nan = [(0.5, np.nan), (0.9, 10.0), (0.8, 20.0)]  # a NaN: the pairwise check decides
+    assert pareto_mask(nan, MAXMIN).tolist() == [True, True, False]
