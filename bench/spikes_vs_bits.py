@@ -14,8 +14,8 @@ construction, except the equal-levels pair) and structure: mean difference of te
 Every trained network is one JSON line in a journal (``--journal``); a rerun skips what the
 journal holds, so an interrupted run continues where it stopped. Sizes:
 
-    python bench/spikes_vs_bits.py run --size reduced      # what docs/results reports
-    python bench/spikes_vs_bits.py run --size full         # the full design (see --plan)
+    python bench/spikes_vs_bits.py run --size reduced      # session 6 (docs/results)
+    python bench/spikes_vs_bits.py run --size full         # the full design (docs/results)
     python bench/spikes_vs_bits.py report --size reduced   # Markdown tables from the journal
 
 ``--plan`` prints how many networks a size trains, and the estimated cost from the journal's
