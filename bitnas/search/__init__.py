@@ -31,10 +31,15 @@ def optimize(
     *,
     backend: str = "local",
     progress: bool = True,
+    target: int | None = None,
     **options: object,
 ) -> dict[str, int]:
     """Run ``n_trials`` more finished trials of ``problem`` on ``study`` with ``backend``
-    (``options`` go to the backend, e.g. ``settings=RaySettings(...)`` for "ray")."""
+    (``options`` go to the backend, e.g. ``settings=RaySettings(...)`` for "ray").
+
+    ``target``: the study's total of finished trials to stop at, where the caller derived
+    ``n_trials`` from it: a study that other runs share gains trials while this one starts
+    (see ``trials.study_target``)."""
     runner = BACKENDS.get(backend)
     problem.check_feasible()
     # on Ray, workers check their own device and load their data; with nothing to train (a
@@ -43,7 +48,7 @@ def optimize(
         problem.evaluator.prepare()
     closed = closed_so_far()
     close_abandoned(study)
-    added = runner(study, problem, n_trials, progress=progress, **options)
+    added = runner(study, problem, n_trials, progress=progress, target=target, **options)
     # trials a dead earlier run left RUNNING, closed by this run (here or while it ran)
     added["closed"] = closed_so_far() - closed
     return added

@@ -21,6 +21,7 @@ from bitnas.search.trials import (
     in_flight_elsewhere,
     propose,
     sampler_exhausted,
+    study_target,
     target_covered,
     tell_duplicate,
     tell_failure,
@@ -41,10 +42,15 @@ POLL_S = 0.5
 
 
 def run_local(
-    study: optuna.Study, problem: Problem, n_trials: int, *, progress: bool = True
+    study: optuna.Study,
+    problem: Problem,
+    n_trials: int,
+    *,
+    progress: bool = True,
+    target: int | None = None,
 ) -> dict[str, int]:
-    """Run trials until the study holds ``n_trials`` more finished trials than at the start;
-    returns the counts of what was added.
+    """Run trials until the study holds ``n_trials`` more finished trials than at the start
+    (or ``target`` finished trials, where given); returns the counts of what was added.
 
     Several runs may share the study (a journal file or a database server): the target is
     the study's, so runs together stop at it (trials other live runs of this host are
@@ -61,7 +67,7 @@ def run_local(
     # view keeps its totals current by reading only what changed (a trial's cost must not
     # grow with the study)
     view = StudyView(study, problem.stopper.active)
-    target = view.finished + n_trials
+    target = study_target(view.finished, n_trials, target)
     bar = Progress(n_trials, enabled=progress)
     failures = duplicates = 0
     unseen = exhausted = False

@@ -51,6 +51,7 @@ from bitnas.search.trials import (
     propose,
     sampler_exhausted,
     stopped_early,
+    study_target,
     tell_duplicate,
     tell_failure,
     tell_result,
@@ -137,6 +138,7 @@ def _searcher_class() -> type:
             n_trials: int,
             max_concurrent: int,
             progress: Progress,
+            target: int | None = None,
         ) -> None:
             # no metric for Tune: results are told to the study here, and a scheduler that
             # wants one gets it from TuneConfig
@@ -156,7 +158,10 @@ def _searcher_class() -> type:
             self.view = StudyView(study, problem.stopper.active)
             # the target is the study's: other drivers (or local runs) may share it
             self.shared = SharedStudy(
-                study, self.view, self.view.finished + n_trials, problem.stopper.active
+                study,
+                self.view,
+                study_target(self.view.finished, n_trials, target),
+                problem.stopper.active,
             )
             self.done = self.failures = self.duplicates = 0
             self.unseen = False
@@ -517,8 +522,10 @@ def run_ray(
     *,
     progress: bool = True,
     settings: RaySettings | None = None,
+    target: int | None = None,
 ) -> dict[str, int]:
-    """Run ``n_trials`` more finished trials on Ray Tune; returns the counts of what was added."""
+    """Run ``n_trials`` more finished trials on Ray Tune (or until the study holds ``target``
+    finished trials, where given); returns the counts of what was added."""
     settings = settings or RaySettings()
     _init_ray(settings.address)
     import ray
@@ -526,7 +533,7 @@ def run_ray(
 
     limit = _concurrency(settings, ray.cluster_resources())  # type: ignore[no-untyped-call]
     bar = Progress(n_trials, enabled=progress)
-    searcher = _searcher_class()(study, problem, n_trials, limit, bar)
+    searcher = _searcher_class()(study, problem, n_trials, limit, bar, target)
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     evaluator = _for_workers(problem.evaluator, settings)
     trainable = tune.with_resources(

@@ -197,7 +197,11 @@ def _run(
         source = _warm_source(warm_start, warm_start_storage, st.storage)
         warm = enqueue_front(study, problem, source, limit=missing)
     options = {"settings": spec.ray} if backend == "ray" else {}
-    added = optimize(study, problem, missing, backend=backend, progress=progress, **options)
+    # the target, not the difference: runs sharing the study finish trials while this one
+    # starts (warm start, data loading, Ray start-up)
+    added = optimize(
+        study, problem, missing, backend=backend, progress=progress, target=st.trials, **options
+    )
     if artifacts is not None:
         refresh_study_artifacts(study, artifacts, budget=spec.budget.bitops)
         checkpoint = Path(spec.supernet_checkpoint()) if spec.supernet is not None else None

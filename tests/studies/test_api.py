@@ -45,6 +45,33 @@ def test_run_then_resume_adds_only_missing_trials(tmp_path):
     assert opened.front_table().equals(more.front_table())
 
 
+def test_trials_another_run_finishes_while_this_one_starts_count_toward_its_target(
+    tmp_path, monkeypatch
+):
+    # the target is the study's total: a run that counts the study, then loads its data while
+    # another run sharing the study finishes trials, stops at the total, not at its first
+    # count plus the difference (that overshot: 17 for 16 with 4 runs on one PostgreSQL study)
+    from bitnas.evaluators.trained import TrainedEvaluator
+
+    journal = f"journal:///{tmp_path}/s.log"  # several runs at once (SQLite takes one)
+    bitnas.run(spec(tmp_path, storage=journal), progress=False)
+    prepare = TrainedEvaluator.prepare
+    meanwhile: list[int] = []
+
+    def prepare_while_another_run_works(self: TrainedEvaluator) -> None:
+        prepare(self)
+        if not meanwhile:  # once: the run below, inside this one's start
+            meanwhile.append(0)
+            other = bitnas.run(spec(tmp_path, storage=journal), trials=8, progress=False)
+            meanwhile.append(other.added["finished"])
+
+    monkeypatch.setattr(TrainedEvaluator, "prepare", prepare_while_another_run_works)
+    r = bitnas.run(spec(tmp_path, storage=journal), trials=9, progress=False)
+    assert meanwhile == [0, 2]
+    assert r.counts()["finished"] == 9
+    assert r.added["finished"] == 1
+
+
 def test_resume_does_not_replay_the_first_proposals(tmp_path):
     first = bitnas.run(spec(tmp_path, sampler="random"), progress=False)
     keys = [t.user_attrs["arch_key"] for t in first.study.trials]
