@@ -6,8 +6,9 @@ answers there, free of search noise:
 1. *Matched pairs at equal BitOps.* For every structure (depth, widths, weight bits), T binary
    spikes (abits 1, T steps: T+1 levels) cost exactly the BitOps of one T-bit step (abits T,
    T = 1: 2^T levels), and T=2 x 2-bit spikes those of one 4-bit step. The mean difference in
-   validation and test accuracy over all structures (seed-averaged per architecture), with the
-   share of structures where each side wins.
+   validation and test accuracy over all structures (seed-averaged per architecture), with its
+   95% t interval over structures, a paired t-test (``scipy.stats.ttest_rel``) of the test
+   accuracies, and the share of structures where each side wins.
 2. *Iso-budget best per allocation family* (``bitnas.spaces.allocation``): the best
    seed-averaged validation accuracy within each budget, its test accuracy and BitOps.
 
@@ -22,6 +23,8 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
+
+from scipy import stats
 
 from bitnas.evaluators.table import TableEntry, read_table
 from bitnas.spaces.allocation import architecture_allocation, structure_key
@@ -50,11 +53,11 @@ def pairs(entries: dict[str, TableEntry]) -> list[str]:
         by.setdefault(_structure(e), {})[_act(e)] = e
     lines = [
         "| spiking | vs single step | equal BitOps | structures | val: spiking - single "
-        "| test: spiking - single | spiking wins (val) |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| test: spiking - single [95% CI] | paired t-test p (test) | spiking wins (val) |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for (ts, as_), (t1, a1) in PAIRS:
-        dv, dt, wins = [], [], 0
+        dv, dt, ts_, tq, wins = [], [], [], [], 0
         for acts in by.values():
             s, q = acts.get((ts, as_)), acts.get((t1, a1))
             if s is None or q is None:
@@ -62,14 +65,23 @@ def pairs(entries: dict[str, TableEntry]) -> list[str]:
             assert s.bitops == q.bitops, "matched pairs must cost the same"
             dv.append(s.val_accuracy - q.val_accuracy)
             dt.append(s.test_accuracy - q.test_accuracy)
+            ts_.append(s.test_accuracy)
+            tq.append(q.test_accuracy)
             wins += s.val_accuracy > q.val_accuracy
         if not dv:
             continue
         sd = statistics.stdev(dv) if len(dv) > 1 else 0.0
+        ci, p = "", ""
+        if len(dt) > 1:
+            half = stats.t.ppf(0.975, len(dt) - 1) * statistics.stdev(dt) / len(dt) ** 0.5
+            m = statistics.mean(dt)
+            ci = f" [{100 * (m - half):+.2f}, {100 * (m + half):+.2f}]"
+            p = f"{stats.ttest_rel(ts_, tq).pvalue:.2g}"
         lines.append(
             f"| T={ts} x {as_} bit ({ts * (2**as_ - 1) + 1} levels) | T=1 x {a1} bit "
             f"({2**a1} levels) | yes | {len(dv)} | {100 * statistics.mean(dv):+.2f} "
-            f"(sd {100 * sd:.2f}) | {100 * statistics.mean(dt):+.2f} | {wins}/{len(dv)} |"
+            f"(sd {100 * sd:.2f}) | {100 * statistics.mean(dt):+.2f}{ci} | {p} | "
+            f"{wins}/{len(dv)} |"
         )
     return lines
 
