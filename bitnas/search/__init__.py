@@ -7,15 +7,16 @@ from collections.abc import Callable
 import optuna
 
 from bitnas._registry import Registry
+from bitnas.search.coordination import close_abandoned, closed_so_far
 from bitnas.search.export import front_trials, trials_table
 from bitnas.search.local import run_local
 from bitnas.search.pareto import dominates, pareto_mask
 from bitnas.search.problem import OBJECTIVE_COST, Problem
 from bitnas.search.raytune import RaySettings, run_ray
+from bitnas.search.records import counts
 from bitnas.search.samplers import SAMPLERS, make_sampler
 from bitnas.search.stopping import STOPPERS, ParetoStopper, Stopper, make_stopper
 from bitnas.search.storage import create_or_load_study, load_study, open_storage
-from bitnas.search.trials import close_abandoned, closed_so_far, counts
 
 Backend = Callable[..., dict[str, int]]
 #: Backend name -> runner ``f(study, problem, n_trials, *, progress) -> added counts``.
@@ -39,7 +40,7 @@ def optimize(
 
     ``target``: the study's total of finished trials to stop at, where the caller derived
     ``n_trials`` from it: a study that other runs share gains trials while this one starts
-    (see ``trials.study_target``)."""
+    (see ``coordination.study_target``)."""
     runner = BACKENDS.get(backend)
     problem.check_feasible()
     # on Ray, workers check their own device and load their data; with nothing to train (a

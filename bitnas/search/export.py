@@ -13,8 +13,8 @@ import pyarrow as pa
 from optuna.trial import FrozenTrial, TrialState
 
 from bitnas.search.pareto import pareto_mask
+from bitnas.search.records import ATTR_ARCH, ATTR_ERROR, ATTR_KEY, ATTR_REJECTED, ATTR_SPARE
 from bitnas.search.repeats import as_sampled
-from bitnas.search.trials import ATTR_ARCH, ATTR_ERROR, ATTR_KEY, ATTR_REJECTED, ATTR_SPARE
 
 __all__ = [
     "LAYER_TYPE",

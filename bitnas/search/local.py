@@ -10,24 +10,25 @@ import optuna
 from optuna.trial import TrialState
 
 from bitnas.errors import EvaluationError, SpecError, StorageError
-from bitnas.search.problem import Problem
-from bitnas.search.progress import Progress
-from bitnas.search.stopping import Reference
-from bitnas.search.trials import (
-    ATTR_STOPPED,
-    FALLBACK_AFTER,
-    Proposal,
+from bitnas.search.coordination import (
     close_abandoned,
     in_flight_elsewhere,
-    propose,
-    sampler_exhausted,
     study_target,
     target_covered,
+    tell_spare,
+    wait_for_twin,
+)
+from bitnas.search.problem import Problem
+from bitnas.search.progress import Progress
+from bitnas.search.records import ATTR_STOPPED, Proposal
+from bitnas.search.stopping import Reference
+from bitnas.search.trials import (
+    FALLBACK_AFTER,
+    propose,
+    sampler_exhausted,
     tell_duplicate,
     tell_failure,
     tell_result,
-    tell_spare,
-    wait_for_twin,
 )
 from bitnas.search.view import StudyView
 

@@ -2,7 +2,7 @@
 in Tune's controller loop): the study's target and the architectures other runs train, as
 non-blocking questions asked again on every call.
 
-The local runner waits in place (``trials.wait_for_twin``, a sleep loop) for an architecture
+The local runner waits in place (``coordination.wait_for_twin``, a sleep loop) for an architecture
 another run is training, and for other runs' trials that may reach the study's target. A Ray
 driver must not wait: while it waits it keeps its cluster resources (Tune holds the placement
 groups of its idle actors), and the other run's trial may be the one waiting for them —
@@ -11,7 +11,7 @@ both CPUs, and both hung. So a Ray driver closes a proposal of an architecture a
 run of this host is training as spare (that run records it), and a driver with nothing of its
 own under way whose remaining share of the target other live runs have under way ends; those
 runs replace their own failures. The rules of who counts what are the local runner's
-(``trials.in_flight_elsewhere``, ``trials.target_covered``).
+(``coordination.in_flight_elsewhere``, ``coordination.target_covered``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from bitnas.search.trials import (
-    ATTR_SPARE,
-    Proposal,
+from bitnas.search.coordination import (
     _recording,
     _twin,
     close_abandoned,
@@ -31,6 +29,7 @@ from bitnas.search.trials import (
     target_covered,
     tell_spare,
 )
+from bitnas.search.records import ATTR_SPARE, Proposal
 from bitnas.search.view import StudyView
 
 __all__ = ["RECORD_WAIT_S", "SharedStudy"]
@@ -54,7 +53,7 @@ class SharedStudy:
     def look(self) -> None:
         """Refresh the view when this run finished a trial since the last look
         (``changed``), else at most every ``POLL_S``; a run that waits on others also closes
-        the trials of runs that died (``trials.close_abandoned``)."""
+        the trials of runs that died (``coordination.close_abandoned``)."""
         now = time.monotonic()
         if self._changed or now - self._looked >= POLL_S:
             self.view.refresh()
@@ -104,7 +103,7 @@ class SharedStudy:
 
     def spare(self, p: Proposal, own_pending: int) -> bool:
         """Close ``p`` as spare (and say so) when lower-numbered trials of other runs under
-        way already make the target with this run's (see ``trials.target_covered``)."""
+        way already make the target with this run's (see ``coordination.target_covered``)."""
         self.view.refresh()
         if target_covered(self.view.running, p, self.target, self.view.finished + own_pending):
             tell_spare(self.study, p)

@@ -17,7 +17,7 @@ server just as the connection broke is found done on retry: a trial's final stat
 meets a finished trial; the same state is taken as success), an attribute (written again,
 same value). Two rare cases are left: a new trial created just as the connection broke is
 created again, and the first copy stays RUNNING without an owner until a run closes it
-(``trials.close_abandoned``, after ``ORPHAN_AFTER_S``); a waiting trial taken just as the
+(``coordination.close_abandoned``, after ``ORPHAN_AFTER_S``); a waiting trial taken just as the
 connection broke is left to that same rule.
 """
 

@@ -6,17 +6,9 @@ from such trials (it ranks infeasible PRUNED trials last); NSGA-II/III, GP and Q
 COMPLETE trials and never see them, so after ``FALLBACK_AFTER`` rejections in a row the next
 trial is a uniformly drawn feasible architecture instead (``proposed_by = feasible-fallback``).
 
-What counts toward a study's target ("finished"): trials that trained and produced a result —
-COMPLETE, or PRUNED by an early stopper. Failed trials do not count (a re-run retries them), nor
-do rejected proposals, nor duplicates (a proposal of an architecture the study already trained is
-told that result, as feedback for the sampler, without training again: stored PRUNED with the
-values in ``repeat_values``, shown COMPLETE to the sampler, ``bitnas.search.repeats``). While the
-study runs with an early stopper, a proposal of an architecture the stopper already stopped is a
-duplicate too: it is told PRUNED with that trial's curve instead of being trained (training is
-deterministic, so the same curve would come again, and the stopper, with at least as many
-completed trials to compare with, would most likely stop it again). The stopper's settings are
-not part of this: a study resumed with other settings still re-tells the stops of the earlier
-ones.
+What counts toward a study's target, and what each outcome leaves on a trial:
+``bitnas.search.records``. Runs that share a study (owners, twins, the shared target):
+``bitnas.search.coordination``.
 
 A sampler can get stuck on what the study already has: NSGA-II/III's population converges on a
 small space, and NSGA-II/III and GP never see PRUNED trials, so they keep proposing stopped
@@ -29,15 +21,10 @@ the space is too large to enumerate one.
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
 import random
-import socket
-import time
 import traceback
-from collections.abc import Callable, Container, Mapping
-from dataclasses import dataclass
+from collections.abc import Container, Mapping
 from typing import Any
 
 import optuna
@@ -46,8 +33,46 @@ from optuna.trial import FrozenTrial, TrialState
 from bitnas.errors import BudgetError, StorageError
 from bitnas.evaluators._base import EvalResult
 from bitnas.search.artifacts import upload_architecture
+from bitnas.search.coordination import (
+    _CLOSED,
+    ORPHAN_AFTER_S,
+    OWNER,
+    _ahead,
+    _alive,
+    _live_elsewhere,
+    _recording,
+    _started,
+    _stat,
+    _twin,
+    _unrecorded,
+    close_abandoned,
+    closed_so_far,
+    in_flight_elsewhere,
+    study_target,
+    target_covered,
+    tell_spare,
+    wait_for_twin,
+)
 from bitnas.search.labels import label_trial
 from bitnas.search.problem import Problem
+from bitnas.search.records import (
+    ATTR_ARCH,
+    ATTR_DUPLICATE,
+    ATTR_ERROR,
+    ATTR_KEY,
+    ATTR_REJECTED,
+    ATTR_RETRY,
+    ATTR_SPARE,
+    ATTR_STOPPED,
+    COUNT_KEYS,
+    Proposal,
+    counts,
+    evaluated_keys,
+    failed_for_itself,
+    is_rejected,
+    outcome,
+    stopped_early,
+)
 from bitnas.search.repeats import ATTR_REPEAT_VALUES, show_repeats
 from bitnas.spaces.architecture import Architecture
 from bitnas.spaces.budget import Budget
@@ -70,17 +95,31 @@ __all__ = [
     "tell_spare",
     "tell_result",
     "wait_for_twin",
+    # moved to bitnas.search.records and bitnas.search.coordination, still importable here
+    "ATTR_DUPLICATE",
+    "ATTR_ERROR",
+    "ATTR_KEY",
+    "ATTR_RETRY",
+    "ATTR_SPARE",
+    "COUNT_KEYS",
+    "ORPHAN_AFTER_S",
+    "OWNER",
+    "_CLOSED",
+    "_ahead",
+    "_alive",
+    "_live_elsewhere",
+    "_recording",
+    "_started",
+    "_stat",
+    "_twin",
+    "_unrecorded",
+    "close_abandoned",
+    "closed_so_far",
+    "failed_for_itself",
+    "outcome",
+    "study_target",
 ]
 
-ATTR_ARCH = "architecture"
-ATTR_KEY = "arch_key"
-ATTR_REJECTED = "rejected"
-ATTR_ERROR = "error"
-ATTR_DUPLICATE = "duplicate_of"
-#: Why an early stopper stopped the trial (it then ends PRUNED, bitnas.search.stopping).
-ATTR_STOPPED = "stopped"
-ATTR_RETRY = "retry_of"
-ATTR_SPARE = "spare"
 
 #: After this many over-budget proposals in a row, the next trial is a uniformly drawn
 #: feasible architecture. Samplers that model only COMPLETE trials (GP, QMC) never learn from
@@ -90,299 +129,6 @@ FALLBACK_AFTER = 10
 FALLBACK_DRAWS = 20_000
 #: Spaces up to this size are enumerated when uniform draws find nothing feasible.
 ENUMERATE_LIMIT = 2_000_000
-
-
-@dataclass(frozen=True)
-class Proposal:
-    trial: optuna.trial.Trial
-    arch: Architecture
-    cost: float
-    duplicate_of: FrozenTrial | None = None
-
-
-def is_rejected(t: FrozenTrial) -> bool:
-    return ATTR_REJECTED in t.user_attrs
-
-
-COUNT_KEYS = (
-    "finished", "complete", "pruned", "failed", "retried", "duplicate", "rejected", "spare",
-    "running",
-)  # fmt: skip
-
-
-def outcome(t: FrozenTrial) -> str:
-    """The ``counts`` key of one trial (``finished`` aside: complete and pruned are)."""
-    if t.state in (TrialState.RUNNING, TrialState.WAITING):
-        return "running"
-    if is_rejected(t):
-        return "rejected"
-    if ATTR_DUPLICATE in t.user_attrs:
-        return "duplicate"
-    if ATTR_SPARE in t.user_attrs:
-        return "spare"
-    if t.state == TrialState.FAIL:
-        return "failed"
-    return "complete" if t.state == TrialState.COMPLETE else "pruned"
-
-
-def counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    """Trials by outcome; ``finished`` (complete + pruned) is what counts toward a target.
-    A FAIL trial whose architecture a later trial trained to the end (the retry of an
-    abandoned or interrupted trial) is ``retried``, not ``failed``: nothing is left to retry."""
-    c = dict.fromkeys(COUNT_KEYS, 0)
-    trained = {
-        t.user_attrs.get(ATTR_KEY)
-        for t in trials
-        if ATTR_DUPLICATE not in t.user_attrs
-        and (t.state == TrialState.COMPLETE or stopped_early(t))
-    }
-    for t in trials:
-        what = outcome(t)
-        if what == "failed" and t.user_attrs.get(ATTR_KEY) in trained:
-            what = "retried"
-        c[what] += 1
-        if what in ("complete", "pruned"):
-            c["finished"] += 1
-    return c
-
-
-def stopped_early(t: FrozenTrial) -> bool:
-    """PRUNED by an early stopper after training (not a rejection, not a re-told duplicate)."""
-    return (
-        t.state == TrialState.PRUNED
-        and ATTR_STOPPED in t.user_attrs
-        and ATTR_DUPLICATE not in t.user_attrs
-    )
-
-
-def evaluated_keys(trials: list[FrozenTrial], stopped: bool = False) -> dict[str, FrozenTrial]:
-    """Architecture key -> first COMPLETE trial that trained it; with ``stopped`` (the study
-    runs with an early stopper), also -> the first trial a stopper stopped, for architectures
-    no trial completed."""
-    seen: dict[str, FrozenTrial] = {}
-    early: dict[str, FrozenTrial] = {}
-    for t in trials:
-        key = t.user_attrs.get(ATTR_KEY)
-        if not key:
-            continue
-        if t.state == TrialState.COMPLETE and key not in seen:
-            seen[key] = t
-        elif stopped and stopped_early(t) and key not in early:
-            early[key] = t
-    return {**early, **seen}
-
-
-def _stat(pid: int) -> list[str]:
-    """Fields of /proc/PID/stat after the command name (state first), [] where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
-def _started(pid: int) -> str:
-    """When process ``pid`` started (clock ticks since boot, Linux), "" where unknown: with
-    the PID it names one process, even after the PID is reused."""
-    fields = _stat(pid)
-    return fields[19] if len(fields) > 19 else ""
-
-
-OWNER = f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
-ORPHAN_AFTER_S = 60.0
-
-
-def close_abandoned(study: optuna.Study) -> int:
-    """Close, as FAIL, the RUNNING trials whose run is gone: owned by a process of this host
-    that no longer exists (a ``kill -9``, a crash). Returns how many were closed.
-
-    Trials owned by live processes or other hosts are left alone, so two runs on one study do
-    not close each other's trials. A RUNNING trial with no owner, older than
-    ``ORPHAN_AFTER_S``, is closed too: bitnas records the owner right after asking, so such a
-    trial was cut off in between. The architecture of a closed trial is enqueued
-    (``retry_of`` names the closed trial), so the next trial asked re-runs it.
-    """
-    host = socket.gethostname()
-    closed = 0
-    now = datetime.datetime.now()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        name, pid, started = [*str(t.user_attrs.get("owner", "")).split(":"), "", "", ""][:3]
-        orphan = (
-            "owner" not in t.user_attrs
-            and t.datetime_start is not None
-            and ((now - t.datetime_start).total_seconds() > ORPHAN_AFTER_S)
-        )
-        if not orphan and (name != host or not pid.isdigit() or _alive(int(pid), started)):
-            continue
-        pid = pid or "unknown"
-        study._storage.set_trial_user_attr(
-            t._trial_id, ATTR_ERROR, f"abandoned: the run that owned it (pid {pid}) is gone"
-        )
-        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-        if t.params and ATTR_KEY in t.user_attrs:
-            # its architecture was never measured: the next trial asked trains it
-            study.enqueue_trial(t.params, user_attrs={ATTR_RETRY: t.number})
-        closed += 1
-    _CLOSED[0] += closed
-    return closed
-
-
-#: How many trials ``close_abandoned`` closed in this process, all runs together.
-_CLOSED = [0]
-
-
-def closed_so_far() -> int:
-    """Trials ``close_abandoned`` has closed in this process so far: a run's difference of it
-    is what that run closed."""
-    return _CLOSED[0]
-
-
-def _alive(pid: int, started: str = "") -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        pass
-    fields = _stat(pid)
-    if fields[:1] == ["Z"]:  # a zombie: dead, not yet reaped by its parent
-        return False
-    # the PID exists; it is the owner only if it also started when the owner did
-    now = fields[19] if len(fields) > 19 else ""
-    return not (started and now and now != started)
-
-
-def _live_elsewhere(t: FrozenTrial) -> bool:
-    """Owned by another run of this host that is still alive. (Runs on other hosts cannot be
-    checked from here; they are not waited for, see ``wait_for_twin``.)"""
-    owner = str(t.user_attrs.get("owner", ""))
-    name, pid, started = [*owner.split(":"), "", "", ""][:3]
-    if owner == OWNER or name != socket.gethostname() or not pid.isdigit():
-        return False
-    return _alive(int(pid), started)
-
-
-def in_flight_elsewhere(trials: list[FrozenTrial]) -> int:
-    """How many trials other live runs of this host are training now, or have just asked and
-    not recorded yet (see ``_unrecorded``): a run that counts them toward its target stops at
-    the target instead of overshooting it."""
-    return sum(1 for t in trials if _ahead(t))
-
-
-def _twin(trials: list[FrozenTrial], p: Proposal, stopped: bool = False) -> FrozenTrial | None:
-    key, mine = p.arch.key(), p.trial.number
-    same = [t for t in trials if t.user_attrs.get(ATTR_KEY) == key and t.number != mine]
-    for t in same:
-        if t.state == TrialState.COMPLETE and ATTR_DUPLICATE not in t.user_attrs:
-            return t
-    if stopped:
-        early = next((t for t in same if stopped_early(t)), None)
-        if early is not None:
-            return early
-    # the lowest number trains, higher ones wait: two runs that proposed the same
-    # architecture at once never wait for each other
-    running = [t for t in same if t.state == TrialState.RUNNING and t.number < mine]
-    return next((t for t in running if _live_elsewhere(t)), None)
-
-
-def _unrecorded(t: FrozenTrial) -> bool:
-    """A trial between ``ask`` and recording its architecture in another run: its owner is
-    another live run of this host, or not written yet and the trial is younger than
-    ``ORPHAN_AFTER_S`` (bitnas writes it right after asking)."""
-    if ATTR_KEY in t.user_attrs:
-        return False
-    if "owner" in t.user_attrs:
-        return _live_elsewhere(t)
-    started = t.datetime_start
-    return started is not None and (
-        (datetime.datetime.now() - started).total_seconds() <= ORPHAN_AFTER_S
-    )
-
-
-def _ahead(t: FrozenTrial) -> bool:
-    """On its way to a result in another live run of this host: RUNNING, and recorded (and
-    not over budget: that one is about to be told PRUNED) or about to be (``_unrecorded``)."""
-    if t.state != TrialState.RUNNING:
-        return False
-    if ATTR_KEY not in t.user_attrs:
-        return _unrecorded(t)
-    return t.user_attrs.get("feasible") is not False and _live_elsewhere(t)
-
-
-def study_target(finished: int, n_trials: int, target: int | None) -> int:
-    """The study's target of finished trials for a run that starts with ``finished`` of them:
-    ``target`` where the caller fixed it, else ``n_trials`` more. A caller that counted the
-    study earlier must pass the target it derived, not the difference: runs that share the
-    study finish trials in between (loading data takes seconds), and a target re-derived from
-    a later count overshoots by what they finished (measured: 17 for 16 with 4 runs on one
-    PostgreSQL study)."""
-    return finished + n_trials if target is None else target
-
-
-def target_covered(
-    trials: list[FrozenTrial], p: Proposal, target: int, finished: int | None = None
-) -> bool:
-    """Whether the study's finished trials and the lower-numbered trials other runs of this
-    host have under way already make ``target``: then ``p`` is spare. Two runs that both saw
-    the target one short before either asked a trial would otherwise both train one; with
-    this rule the higher number gives way and the lowest never does, so runs on one host
-    together stop at the target. ``finished``: the study's finished trials where the caller
-    keeps count (``StudyView``); ``trials`` then need hold only the unfinished ones."""
-    mine = p.trial.number
-    ahead = sum(1 for t in trials if t.number < mine and _ahead(t))
-    done = counts(trials)["finished"] if finished is None else finished
-    return done + ahead >= target
-
-
-def tell_spare(study: optuna.Study, p: Proposal) -> FrozenTrial:
-    """Close a proposal that ``target_covered`` found not needed: FAIL (every sampler ignores
-    FAIL trials, so it says nothing about the architecture), with the reason in ``spare``."""
-    p.trial.set_user_attr(
-        ATTR_SPARE, "not trained: trials under way in other runs reach the study's target"
-    )
-    return study.tell(p.trial, state=TrialState.FAIL)
-
-
-def _recording(trials: list[FrozenTrial], p: Proposal) -> bool:
-    """Whether a lower-numbered trial of another run is still between ``ask`` and recording
-    its architecture: it may be ``p``'s twin, and its run, the lower number, will not wait
-    for ``p``. Without this, two runs that ask the same architecture within
-    milliseconds could both miss the other and train it twice."""
-    return any(
-        t.number < p.trial.number and t.state == TrialState.RUNNING and _unrecorded(t)
-        for t in trials
-    )
-
-
-def wait_for_twin(
-    study: optuna.Study,
-    p: Proposal,
-    poll: float = 0.5,
-    stopped: bool = False,
-    look: Callable[[str], list[FrozenTrial]] | None = None,
-) -> FrozenTrial | None:
-    """Across processes: the COMPLETE trial that already trained ``p``'s architecture (reuse
-    it), or None (train it here); with ``stopped`` (the study has an early stopper), also a
-    trial the stopper stopped. While another live run of this host trains it, wait for that
-    trial; if it fails or its run dies (or it is stopped, without ``stopped``), train it here.
-    While a lower-numbered trial of another run has not recorded its architecture yet, wait
-    for the record (milliseconds): it may be the same one.
-
-    Runs on other hosts are not waited for (their liveness cannot be checked, and waiting on
-    a dead one would hang): an architecture both train at once is trained twice.
-
-    ``look(key)``, where given, returns the trials to judge by, fresh on each call: the one
-    that trained the architecture and those under way (``StudyView.twin_trials``) instead of
-    every trial of the study."""
-    while True:
-        trials = look(p.arch.key()) if look is not None else study.get_trials(deepcopy=False)
-        twin = _twin(trials, p, stopped)
-        if twin is not None and twin.state.is_finished():
-            return twin
-        if twin is None and not _recording(trials, p):
-            return None
-        time.sleep(poll)
-        close_abandoned(study)
 
 
 def _record_architecture(
@@ -477,16 +223,6 @@ def sampler_exhausted(study: optuna.Study) -> bool:
     left (the known-cost sampler's ``exhausted``): its repeats then end the run at once
     instead of after ``MAX_CONSECUTIVE_DUPLICATES`` of them and their unseen draws."""
     return bool(getattr(study.sampler, "exhausted", False))
-
-
-def failed_for_itself(t: FrozenTrial) -> bool:
-    """FAIL with an error of its own: not abandoned by a dead run, not interrupted."""
-    error = str(t.user_attrs.get(ATTR_ERROR, ""))
-    return (
-        t.state == TrialState.FAIL
-        and bool(error)
-        and not error.startswith(("abandoned", "interrupted"))
-    )
 
 
 def propose(

@@ -24,16 +24,16 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from bitnas.search.stopping import Reference, references
-from bitnas.search.trials import (
+from bitnas.search.coordination import OWNER
+from bitnas.search.records import (
     ATTR_DUPLICATE,
     ATTR_KEY,
     COUNT_KEYS,
-    OWNER,
     failed_for_itself,
     outcome,
     stopped_early,
 )
+from bitnas.search.stopping import Reference, references
 
 __all__ = ["StudyView"]
 
@@ -91,7 +91,7 @@ class StudyView:
     """Running totals over ``study``'s trials, for one run; ``refresh`` brings them up to date.
 
     ``stopped``: the study has an early stopper, so an architecture it stopped counts as
-    trained (see ``trials.evaluated_keys``). ``start`` is the number of trials the study held
+    trained (see ``records.evaluated_keys``). ``start`` is the number of trials the study held
     when the view was made: ``added`` counts this process's trials from there on.
     """
 
@@ -130,11 +130,11 @@ class StudyView:
         return self.totals["finished"]
 
     def counts(self) -> dict[str, int]:
-        """``trials.counts`` of the whole study at the last refresh."""
+        """``records.counts`` of the whole study at the last refresh."""
         return {**self.totals, "running": len(self.running)}
 
     def added(self) -> dict[str, int]:
-        """``trials.counts`` of this process's trials since the view was made: a failure of
+        """``records.counts`` of this process's trials since the view was made: a failure of
         this run whose architecture was trained to the end since is ``retried``, not
         ``failed``; ``retries`` counts the finished trials that trained the architecture of an
         earlier FAIL trial (a closed or failed one, of any run)."""
@@ -152,7 +152,7 @@ class StudyView:
         return list(self._refs.values())
 
     def twin_trials(self, key: str) -> list[FrozenTrial]:
-        """After a refresh: what ``trials.wait_for_twin`` needs to judge a proposal of
+        """After a refresh: what ``coordination.wait_for_twin`` needs to judge a proposal of
         ``key``: the trial that trained it (completed, or stopped) and every trial under way."""
         self.refresh()
         found = [self.storage.get_trial(tid) for tid in (self.complete.get(key),

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from bitnas.errors import BitnasError
 from bitnas.search.export import front_trials
 from bitnas.search.problem import Problem
-from bitnas.search.trials import ATTR_KEY, is_rejected
+from bitnas.search.records import ATTR_KEY, is_rejected
 from bitnas.spaces.choosers import ParamsChooser, RecordingChooser
 
 __all__ = ["ATTR_WARM_START", "WarmStart", "enqueue_front"]

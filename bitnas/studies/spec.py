@@ -23,7 +23,7 @@ from bitnas.evaluators.limits import TrialLimits, limited
 from bitnas.evaluators.supernet import SupernetEvaluator, SupernetSpec
 from bitnas.evaluators.table import TableEvaluator
 from bitnas.search.problem import Problem
-from bitnas.search.raytune import RaySettings
+from bitnas.search.ray_cluster import RaySettings
 from bitnas.search.samplers import SAMPLERS
 from bitnas.search.stopping import STOPPERS, Stopper, make_stopper
 from bitnas.search.storage import check_url

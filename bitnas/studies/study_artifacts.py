@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from bitnas.search.artifacts import default_artifact_dir, open_artifact_store, put_study_file
 from bitnas.search.export import front_trials
-from bitnas.search.trials import is_rejected
+from bitnas.search.records import is_rejected
 
 if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore

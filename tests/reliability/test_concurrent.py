@@ -17,8 +17,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import bitnas.search.coordination as coordination_module
 import bitnas.search.local as local_module
-import bitnas.search.trials as trials_module
 from bitnas.errors import StorageError
 from bitnas.search import Problem, counts, open_storage, optimize, trials_table
 from bitnas.search.repeats import as_sampled
@@ -209,7 +209,7 @@ def test_a_lower_trial_recording_another_architecture_is_waited_for_only_until_t
     assert recorded.is_set()  # ...once #0 said what it is
     # a lower trial that has had no owner for longer than a run takes to write one is not
     # waited for past that age, and the next look closes it as abandoned
-    monkeypatch.setattr(trials_module, "ORPHAN_AFTER_S", 0.5)
+    monkeypatch.setattr(coordination_module, "ORPHAN_AFTER_S", 0.5)
     study2 = new_study(problem)
     stale = study2.ask()
     study2._storage.set_trial_user_attr(stale._trial_id, "retry_of", 7)

@@ -111,22 +111,22 @@ def test_a_join_ray_refuses_for_want_of_a_token_says_what_to_set(monkeypatch):
     from ray.exceptions import AuthenticationError
 
     from bitnas.errors import SpecError
-    from bitnas.search import raytune
+    from bitnas.search import ray_cluster
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AuthenticationError(TOKEN_AUTH_ENABLED_BUT_NO_TOKEN_FOUND_ERROR_MESSAGE)
 
     monkeypatch.setattr(ray, "init", refuse)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(raytune, "_reachable", lambda address: None)
+    monkeypatch.setattr(ray_cluster, "_reachable", lambda address: None)
     with pytest.raises(SpecError) as e:
-        raytune._init_ray("127.0.0.1:6379")
+        ray_cluster._init_ray("127.0.0.1:6379")
     msg = str(e.value)
     assert "cannot join Ray at 127.0.0.1:6379" in msg
     assert "export RAY_AUTH_TOKEN=$(ray get-auth-token)" in msg and "\n" not in msg
     monkeypatch.setattr(ray, "init", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("x")))
     with pytest.raises(SpecError, match=r"cannot start or join Ray at .*ConnectionError: x"):
-        raytune._init_ray("127.0.0.1:6379")
+        ray_cluster._init_ray("127.0.0.1:6379")
 
 
 def test_readme_ray_job_recipe_runs_as_printed_against_a_token_auth_head(head, tmp_path):
