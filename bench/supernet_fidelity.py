@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random-subnets", type=int, default=2)
     ap.add_argument("--distill", action="store_true")
     ap.add_argument("--calib-batches", type=int, default=4)
+    ap.add_argument(
+        "--thresholds", default="bits", choices=["bits", "bits_t"], help="[supernet] thresholds"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint-dir", default="runs/bench")
     ap.add_argument("--boot", type=int, default=300)
@@ -143,8 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         random_subnets=a.random_subnets,
         distill=a.distill,
         calib_batches=a.calib_batches,
+        thresholds=a.thresholds,
     )
     tag = f"{a.table}-e{sn.epochs}-r{sn.random_subnets}-{'kd' if sn.distill else 'ce'}-s{a.seed}"
+    if sn.thresholds != "bits":
+        tag += f"-{sn.thresholds}"
     ck = Path(a.checkpoint_dir) / f"supernet-{tag}.pt"
     splits = load_splits(spec.data)
     net, log = train_supernet(

@@ -70,6 +70,28 @@ def test_a_subnetwork_is_exactly_its_architecture(family):
         assert torch.equal(a, model(x))
 
 
+def test_thresholds_per_timesteps_are_their_own_and_the_default_shares_them():
+    space = SPACES["mlp"]
+    arch = {T: space.from_params(
+        {"depth": 1, "width_0": 4, "wbits_0": 8, "wbits_out": 8, "abits_0": 1,
+         "timesteps": T, "input_encoding": "direct"}
+    ) for T in (1, 3)}  # fmt: skip
+    shared = build_supernet(space, seed=0)
+    own = build_supernet(space, seed=0, spec=SupernetSpec(thresholds="bits_t"))
+    theta = "neurons.0.theta"
+    assert shared.tensors(arch[1])[theta] is shared.tensors(arch[3])[theta]
+    assert own.tensors(arch[1])[theta] is not own.tensors(arch[3])[theta]
+    assert len(own.neurons) == len(space.timesteps) * len(shared.neurons)
+    x = torch.rand(4, *space.input_shape)
+    before = {T: own.extract(arch[T]).eval()(x) for T in arch}
+    with torch.no_grad():  # T=3's threshold: the T=1 sub-network does not see it
+        own.tensors(arch[3])[theta].mul_(100.0)  # silences it
+    assert torch.equal(own.extract(arch[1]).eval()(x), before[1])
+    assert not torch.equal(own.extract(arch[3]).eval()(x), before[3])
+    with pytest.raises(SpecError, match="`thresholds` must be one of"):
+        SupernetSpec(thresholds="layer")
+
+
 def test_weight_sharing_is_real():
     space = SPACES["mlp"]
     net = build_supernet(space, seed=0).eval()

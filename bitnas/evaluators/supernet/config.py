@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from bitnas.errors import SpecError
 from bitnas.evaluators.config import _number
 
-__all__ = ["SupernetSpec"]
+__all__ = ["THRESHOLDS", "SupernetSpec"]
+
+#: What the supernet's neuron thresholds are switched by (see ``SupernetSpec``).
+THRESHOLDS = ("bits", "bits_t")
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,10 @@ class SupernetSpec:
     re-estimate a sub-network's batch norms before it is measured. ``checkpoint``: the file
     that holds the trained supernet ("" -> beside the study's storage, see
     ``StudySpec.evaluator``); training resumes from it and skips when it is complete.
-    ``lr``/``batch_size`` of 0 take [train]'s.
+    ``lr``/``batch_size`` of 0 take [train]'s. ``thresholds``: what a neuron's learned
+    threshold is shared across — ``"bits"`` (one per slot and activation bit width, every T
+    alike) or ``"bits_t"`` (one per slot, bit width and number of timesteps: a binary neuron
+    that integrates 2 steps and one that integrates 4 learn their own step).
     """
 
     epochs: int = 20
@@ -32,8 +38,14 @@ class SupernetSpec:
     lr: float = 0.0
     batch_size: int = 0
     progress: bool = True
+    thresholds: str = "bits"
 
     def __post_init__(self) -> None:
+        if self.thresholds not in THRESHOLDS:
+            raise SpecError(
+                f"`thresholds` must be one of {list(THRESHOLDS)}, got {self.thresholds!r}",
+                field="thresholds",
+            )
         _number("epochs", self.epochs, low=1, integer=True)
         _number("random_subnets", self.random_subnets, low=0, integer=True)
         _number("calib_batches", self.calib_batches, low=0, integer=True)

@@ -32,22 +32,34 @@ __all__ = ["SuperNet"]
 TEMPLATE_CACHE = 256
 
 
+def _neuron_key(slot: str, abits: int, timesteps: int | None) -> str:
+    return f"{slot}_a{abits}" if timesteps is None else f"{slot}_a{abits}_t{timesteps}"
+
+
 class SuperNet(nn.Module):
-    """Latent layers per slot (``hosts``) and thresholds per (slot, activation bits)."""
+    """Latent layers per slot (``hosts``) and thresholds per (slot, activation bits), or per
+    (slot, activation bits, timesteps) where ``timesteps`` are given."""
 
     def __init__(
-        self, hosts: Mapping[str, LayerSpec], abits: tuple[int, ...], neuron: NeuronSpec
+        self,
+        hosts: Mapping[str, LayerSpec],
+        abits: tuple[int, ...],
+        neuron: NeuronSpec,
+        timesteps: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
+        self.per_t = timesteps is not None
+        steps: tuple[int | None, ...] = tuple(timesteps) if timesteps is not None else (None,)
         self.hosts = dict(hosts)
         self.layers = nn.ModuleDict({k: _weighted(h, "absmax") for k, h in hosts.items()})
         self.norms = nn.ModuleDict({k: _norm(h) for k, h in hosts.items()})
         self.neurons = nn.ModuleDict(
             {
-                f"{k}_a{b}": MultiLevelIF(b, leak=neuron.leak, v_init=neuron.v_init)
+                _neuron_key(k, b, t): MultiLevelIF(b, leak=neuron.leak, v_init=neuron.v_init)
                 for k, h in hosts.items()
                 if h.abits is not None
                 for b in abits
+                for t in steps
             }
         )
         self._templates: OrderedDict[str, BitNet] = OrderedDict()
@@ -112,11 +124,11 @@ class SuperNet(nn.Module):
                 assert norm.num_batches_tracked is not None
                 out[f"norms.{i}.num_batches_tracked"] = norm.num_batches_tracked
             if lay.abits is not None:
-                name = f"{key}_a{lay.abits}"
+                name = _neuron_key(key, lay.abits, arch.timesteps if self.per_t else None)
                 if name not in self.neurons:
                     raise EvaluationError(
-                        f"layer {i} has {lay.abits} activation bits, which the supernet's "
-                        f"space does not offer"
+                        f"layer {i} has {lay.abits} activation bits at T={arch.timesteps}, "
+                        "which the supernet's space does not offer"
                     )
                 n = self.neurons[name]
                 assert isinstance(n, MultiLevelIF)

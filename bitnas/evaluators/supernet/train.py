@@ -57,24 +57,34 @@ class TrainLog:
     losses: list[float] = field(default_factory=list)
 
 
-def build_supernet(space: SearchSpace, *, seed: int) -> SuperNet:
-    """A freshly initialised supernet of ``space`` (initialisation fixed by ``seed``)."""
+def build_supernet(
+    space: SearchSpace, *, seed: int, spec: SupernetSpec | None = None
+) -> SuperNet:
+    """A freshly initialised supernet of ``space`` (initialisation fixed by ``seed``), its
+    thresholds switched as ``spec.thresholds`` says."""
     abits = tuple(getattr(space, "abits", ()))
     neuron = getattr(space, "neuron", None)
     if not abits or neuron is None:
         raise SpecError(f"the supernet needs a bit-allocation space, got {type(space).__name__}")
+    steps = None
+    if spec is not None and spec.thresholds == "bits_t":
+        steps = tuple(sorted(set(getattr(space, "timesteps", (1,)))))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return SuperNet(space_hosts(space), abits, neuron)
+        return SuperNet(space_hosts(space), abits, neuron, steps)
 
 
 def fingerprint(
     space: SearchSpace, train: TrainSpec, spec: SupernetSpec, data: object, seed: int
 ) -> str:
     """Everything that shapes the trained weights; a checkpoint made under others is refused."""
-    # calib_batches, checkpoint and progress do not change the trained weights
+    # calib_batches, checkpoint and progress do not change the trained weights; thresholds
+    # at its default is left out so that checkpoints made before it existed still load
     keep = {
-        k: v for k, v in vars(spec).items() if k not in ("calib_batches", "checkpoint", "progress")
+        k: v
+        for k, v in vars(spec).items()
+        if k not in ("calib_batches", "checkpoint", "progress")
+        and not (k == "thresholds" and v == "bits")
     }
     text = json.dumps(
         [repr(space), repr(train), keep, repr(data), seed], sort_keys=True, default=str
@@ -120,7 +130,7 @@ def train_supernet(
     (an interruption, for tests). Returns the net (in eval mode, on the device) and the log."""
     device = resolve_device(train.device)
     want = fingerprint(space, train, spec, data, seed)
-    net = build_supernet(space, seed=seed).to(device)
+    net = build_supernet(space, seed=seed, spec=spec).to(device)
     batch = spec.batch_size or train.batch_size
     lr = spec.lr or train.lrs[0]
     opt = _make_optimizer(net, train, lr)
