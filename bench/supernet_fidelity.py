@@ -109,7 +109,12 @@ def front_check(rows: list, budget: float, table_epochs: int) -> dict[str, objec
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--table", required=True, choices=["digits_mlp", "mnist1d_cnn1d"])
+    ap.add_argument(
+        "--table",
+        required=True,
+        choices=sorted(p.stem for p in TABLES.glob("*.toml") if p.with_suffix(".parquet").exists()),
+        help="bench/tables/<NAME>.{toml,parquet}",
+    )
     ap.add_argument("--epochs", type=int, default=0, help="supernet epochs (0: the table's)")
     ap.add_argument("--random-subnets", type=int, default=2)
     ap.add_argument("--distill", action="store_true")
