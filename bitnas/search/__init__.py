@@ -19,7 +19,8 @@ from bitnas.search.stopping import STOPPERS, ParetoStopper, Stopper, make_stoppe
 from bitnas.search.storage import create_or_load_study, load_study, open_storage
 
 Backend = Callable[..., dict[str, int]]
-#: Backend name -> runner ``f(study, problem, n_trials, *, progress) -> added counts``.
+#: Backend name -> runner ``f(study, problem, n_trials, *, progress, target=None) -> added
+#: counts`` (``target`` is passed only where a caller fixed the study's total).
 BACKENDS: Registry[Backend] = Registry("backend")
 BACKENDS.add("local", run_local)
 BACKENDS.add("ray", run_ray)
@@ -49,7 +50,9 @@ def optimize(
         problem.evaluator.prepare()
     closed = closed_so_far()
     close_abandoned(study)
-    added = runner(study, problem, n_trials, progress=progress, target=target, **options)
+    if target is not None:
+        options["target"] = target
+    added = runner(study, problem, n_trials, progress=progress, **options)
     # trials a dead earlier run left RUNNING, closed by this run (here or while it ran)
     added["closed"] = closed_so_far() - closed
     return added

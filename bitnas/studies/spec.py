@@ -117,6 +117,7 @@ _LEGACY = {
     ("train", "until"): "epochs",
     ("train", "patience"): 5,
     ("train", "min_delta"): 0.0,
+    ("supernet", "thresholds"): "bits",
 }
 _DERIVED = {"input_shape", "num_classes", "neuron"}
 

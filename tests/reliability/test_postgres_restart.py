@@ -100,10 +100,17 @@ def test_runs_ride_out_a_server_restart_and_a_server_gone_ends_a_run_clearly(pg,
     hold = tmp_path / "hold"
     hold.touch()
     runs = [slow_run(f, hold=hold), slow_run(f, hold=hold)]
-    # both runs at their first trial before any finishes: a run that started seconds later
-    # would otherwise find the study almost done and may end before the server goes
-    wait_for(pg, 0, runs)
-    hold.unlink()
+    try:
+        # both runs at their first trial before any finishes: a run that started seconds later
+        # would otherwise find the study almost done and may end before the server goes
+        wait_for(pg, 0, runs)
+    except BaseException:  # a held run never ends by itself: stop both by PID
+        for p in runs:
+            p.kill()
+            p.communicate()
+        raise
+    finally:
+        hold.unlink(missing_ok=True)
     wait_for(pg, 4, runs)
     t0 = time.monotonic()
     pg.stop()  # mid-study: both runs have trials under way

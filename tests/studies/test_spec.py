@@ -131,6 +131,13 @@ def test_a_study_stored_before_the_new_keys_resumes_at_their_old_meaning(tmp_pat
     assert spec.measurement_differences(stored) == []
     standardized = load_spec(write(tmp_path, GOOD))  # the default standardizes: results differ
     assert standardized.measurement_differences(stored) == ["[data] standardize: False -> True"]
+    # a supernet study stored before [supernet] `thresholds` existed
+    sn = load_spec(write(tmp_path, GOOD + "\n[supernet]\nepochs = 2\n"))
+    stored = sn.to_dict()
+    del stored["supernet"]["thresholds"]
+    assert sn.measurement_differences(stored) == []
+    per_t = load_spec(write(tmp_path, GOOD + '\n[supernet]\nepochs = 2\nthresholds = "bits_t"\n'))
+    assert per_t.measurement_differences(stored) == ["[supernet] thresholds: 'bits' -> 'bits_t'"]
 
 
 def test_missing_file_and_bad_toml(tmp_path):
