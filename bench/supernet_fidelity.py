@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--distill", action="store_true")
     ap.add_argument("--calib-batches", type=int, default=4)
     ap.add_argument(
+        "--split-timesteps", action="store_true", help="one supernet per T (a few-shot split)"
+    )
+    ap.add_argument(
         "--thresholds", default="bits", choices=["bits", "bits_t"], help="[supernet] thresholds"
     )
     ap.add_argument("--seed", type=int, default=0)
@@ -158,16 +161,25 @@ def main(argv: list[str] | None = None) -> int:
         tag += f"-{sn.thresholds}"
     ck = Path(a.checkpoint_dir) / f"supernet-{tag}.pt"
     splits = load_splits(spec.data)
-    net, log = train_supernet(
-        spec.space, splits, spec.train, sn, seed=a.seed, checkpoint=ck, data=spec.data
-    )
-    t0 = time.perf_counter()
-    rows = []
-    for key, e in entries.items():
-        r = measure_subnet(net, e.arch, splits, spec.train, sn, seed=a.seed)
-        one_run = sum(secs[key]) / len(secs[key])
-        rows.append((key, e, r.metrics["val_accuracy"], r.metrics["test_accuracy"], one_run))
-    eval_seconds = time.perf_counter() - t0
+    # --split-timesteps: one supernet per T over the sub-space of that T (a few-shot split,
+    # Zhao et al. 2021: no weights shared across T), each measuring the architectures of its T
+    groups = sorted({e.arch.timesteps for e in entries.values()}) if a.split_timesteps else [0]
+    logs, rows, eval_seconds = [], [], 0.0
+    for t in groups:
+        space = dataclasses.replace(spec.space, timesteps=(t,)) if t else spec.space
+        net, log = train_supernet(
+            space, splits, spec.train, sn, seed=a.seed,
+            checkpoint=ck.with_name(f"{ck.stem}-T{t}.pt") if t else ck, data=spec.data,
+        )  # fmt: skip
+        logs.append(log)
+        t0 = time.perf_counter()
+        for key, e in entries.items():
+            if t and e.arch.timesteps != t:
+                continue
+            r = measure_subnet(net, e.arch, splits, spec.train, sn, seed=a.seed)
+            one_run = sum(secs[key]) / len(secs[key])
+            rows.append((key, e, r.metrics["val_accuracy"], r.metrics["test_accuracy"], one_run))
+        eval_seconds += time.perf_counter() - t0
     if a.baseline:
         from bitnas.evaluators.training import train_and_evaluate
 
@@ -186,7 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     fams = np.array([family(r[1].arch) for r in rows])
     out: dict[str, object] = {
         "table": a.table,
-        "supernet": {**dataclasses.asdict(sn), "seed": a.seed, "checkpoint": str(ck)},
+        "supernet": {
+            **dataclasses.asdict(sn),
+            "seed": a.seed,
+            "checkpoint": str(ck),
+            "split_timesteps": a.split_timesteps,
+            "supernets": len(groups),
+        },
         "overall": ranks(sup, true, rng, a.boot),
         "feasible": ranks(sup[feas], true[feas], rng, a.boot),
         "per_family": {
@@ -202,9 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         "mean_supernet_acc": float(sup.mean()),
         "mean_table_acc": float(true.mean()),
         "cost": {
-            "supernet_epochs": log.epochs,
-            "supernet_subnet_passes": log.subnet_passes,
-            "supernet_train_seconds": log.seconds,
+            "supernet_epochs": sum(g.epochs for g in logs),
+            "supernet_subnet_passes": sum(g.subnet_passes for g in logs),
+            "supernet_train_seconds": sum(g.seconds for g in logs),
             "measure_all_seconds": eval_seconds,
             "measure_seconds_per_arch": eval_seconds / len(rows),
             "table_epochs": spec.train.epochs * sum(e.seeds for e in entries.values()),
