@@ -39,11 +39,12 @@ SLOW_RUN = (
 
 
 def slow_run(
-    f: Path, *args: str, retry_s: str = "60", hold: Path | None = None
+    f: Path, *args: str, retry_s: str = "60", hold: Path | None = None, err: Path | None = None
 ) -> subprocess.Popen[str]:
+    """``err``: a file for the run's stderr (read while it runs), else a pipe."""
     return subprocess.Popen(
         [sys.executable, "-c", SLOW_RUN, str(f), *args], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, cwd=f.parent,
+        stderr=subprocess.PIPE if err is None else err.open("w"), text=True, cwd=f.parent,
         env={**os.environ, "PYTHONWARNINGS": "ignore", RETRY_ENV: retry_s,
              "HOLD": str(hold or "")},
     )  # fmt: skip
@@ -99,7 +100,8 @@ def test_runs_ride_out_a_server_restart_and_a_server_gone_ends_a_run_clearly(pg,
     f = table_study(tmp_path, "restart", pg.url, trials=24)
     hold = tmp_path / "hold"
     hold.touch()
-    runs = [slow_run(f, hold=hold), slow_run(f, hold=hold)]
+    errs = [tmp_path / "run0.err", tmp_path / "run1.err"]
+    runs = [slow_run(f, hold=hold, err=e) for e in errs]
     try:
         # both runs at their first trial before any finishes: a run that started seconds later
         # would otherwise find the study almost done and may end before the server goes
@@ -115,8 +117,15 @@ def test_runs_ride_out_a_server_restart_and_a_server_gone_ends_a_run_clearly(pg,
     t0 = time.monotonic()
     pg.stop()  # mid-study: both runs have trials under way
     time.sleep(3)
+    # down until both runs met the outage: a run busy without the server for more than the
+    # 3 s (a slow ask on a loaded machine) would otherwise never see it
+    deadline = time.monotonic() + 60
+    while not all("does not answer" in e.read_text() for e in errs):
+        assert time.monotonic() < deadline, [e.read_text()[-2000:] for e in errs]
+        time.sleep(0.1)
+    t_down = time.monotonic() - t0
     pg.start()
-    outs = [p.communicate(timeout=240) for p in runs]
+    outs = [(p.communicate(timeout=240)[0], e.read_text()) for p, e in zip(runs, errs, strict=True)]
     t_after = time.monotonic() - t0
     for p, (out, err) in zip(runs, outs, strict=True):
         assert p.returncode == 0, err[-8000:]
@@ -145,6 +154,6 @@ def test_runs_ride_out_a_server_restart_and_a_server_gone_ends_a_run_clearly(pg,
     trials = check_shared_study(pg.url, "restart", 40)
     abandoned = [t for t in trials if str(t.user_attrs.get("error", "")).startswith("abandoned")]
     assert len(abandoned) == held
-    print(f"\nrestart: 2 runs, 24 trials, server down 3 s, done {t_after:.1f} s after the stop; "
+    print(f"\nrestart: 2 runs, 24 trials, server down {t_down:.1f} s, done {t_after:.1f} s after the stop; "
           f"gone for good: the run ended {t_gone:.1f} s after the stop (bound 3 s), "
           f"{len(abandoned)} trials it held closed by the next run")  # fmt: skip
