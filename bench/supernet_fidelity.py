@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--thresholds", default="bits", choices=["bits", "bits_t"], help="[supernet] thresholds"
     )
+    ap.add_argument("--finetune-steps", type=int, default=0, help="[supernet] finetune_steps")
+    ap.add_argument("--finetune-lr", type=float, default=0.0, help="[supernet] finetune_lr")
+    ap.add_argument("--limit", type=int, default=0, help="measure only this many (a pilot)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint-dir", default="runs/bench")
     ap.add_argument("--boot", type=int, default=300)
@@ -144,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     spec = load_spec(TABLES / f"{a.table}.toml")
     entries, _meta = read_table(TABLES / f"{a.table}.parquet")
+    if a.limit:  # a pilot: a fixed random subset of the table's architectures
+        keep = np.random.default_rng(0).permutation(sorted(entries))[: a.limit]
+        entries = {k: entries[k] for k in sorted(keep)}
     raw = pq.read_table(TABLES / f"{a.table}.parquet", columns=["arch_key", "seconds"]).to_pylist()
     table_seconds = float(sum(r["seconds"] for r in raw))
     secs: dict[str, list[float]] = {}
@@ -155,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         distill=a.distill,
         calib_batches=a.calib_batches,
         thresholds=a.thresholds,
+        finetune_steps=a.finetune_steps,
+        finetune_lr=a.finetune_lr,
     )
     tag = f"{a.table}-e{sn.epochs}-r{sn.random_subnets}-{'kd' if sn.distill else 'ce'}-s{a.seed}"
     if sn.thresholds != "bits":

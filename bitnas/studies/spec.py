@@ -118,6 +118,8 @@ _LEGACY = {
     ("train", "patience"): 5,
     ("train", "min_delta"): 0.0,
     ("supernet", "thresholds"): "bits",
+    ("supernet", "finetune_steps"): 0,
+    ("supernet", "finetune_lr"): 0.0,
 }
 _DERIVED = {"input_shape", "num_classes", "neuron"}
 

@@ -158,6 +158,31 @@ def test_evaluate_measures_like_the_trained_evaluator(tmp_path):
     assert again.metrics == r.metrics and again.densities == r.densities
 
 
+def test_finetuning_trains_a_copy_and_leaves_the_supernet_and_its_checkpoint_alone(tmp_path):
+    space = SPACES["cnn1d"]
+    splits = _splits(space)
+    train = TrainSpec(batch_size=32, lr=1e-2)
+    spec = SupernetSpec(epochs=1, random_subnets=1, calib_batches=2, progress=False)
+    ck = tmp_path / "s.pt"
+    net, _ = train_supernet(space, splits, train, spec, seed=0, checkpoint=ck)
+    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    arch = smallest(space)
+    plain = measure_subnet(net, arch, splits, train, spec, seed=0)
+    tuned_spec = dataclasses.replace(spec, finetune_steps=40, finetune_lr=3e-2)
+    tuned = measure_subnet(net, arch, splits, train, tuned_spec, seed=0)
+    assert tuned.info["finetune_steps"] == 40 and plain.info["finetune_steps"] == 0
+    # 40 steps on a learnable task move the loss; the supernet itself is untouched
+    assert tuned.metrics["train_loss"] < plain.metrics["train_loss"]
+    assert all(torch.equal(v, weights[k]) for k, v in net.state_dict().items())
+    again = measure_subnet(net, arch, splits, train, tuned_spec, seed=0)
+    assert again.metrics == tuned.metrics  # seeded
+    # measuring settings do not make the checkpoint foreign: it loads without training
+    _, log = train_supernet(space, splits, train, tuned_spec, seed=0, checkpoint=ck)
+    assert log.epochs == 1
+    with pytest.raises(SpecError, match="finetune_steps"):
+        SupernetSpec(finetune_steps=-1)
+
+
 def test_a_foreign_architecture_is_a_clear_error():
     net = build_supernet(SPACES["cnn1d"], seed=0)
     wide = dataclasses.replace(SPACES["cnn1d"], width=(2, 4, 8))

@@ -28,6 +28,11 @@ class SupernetSpec:
     threshold is shared across — ``"bits"`` (one per slot and activation bit width, every T
     alike) or ``"bits_t"`` (one per slot, bit width and number of timesteps: a binary neuron
     that integrates 2 steps and one that integrates 4 learn their own step).
+    ``finetune_steps``: training steps each extracted sub-network takes on its own before it
+    is measured (0: none, the inherited weights as they are), from its inherited weights, with
+    [train]'s optimizer at ``finetune_lr`` (0: the supernet's rate) on a cosine schedule to 0.
+    A short fine-tune corrects what weight sharing does to each sub-network (the narrowest
+    are under-rated most), at a cost per evaluation of that many steps.
     """
 
     epochs: int = 20
@@ -39,6 +44,8 @@ class SupernetSpec:
     batch_size: int = 0
     progress: bool = True
     thresholds: str = "bits"
+    finetune_steps: int = 0
+    finetune_lr: float = 0.0
 
     def __post_init__(self) -> None:
         if self.thresholds not in THRESHOLDS:
@@ -51,6 +58,8 @@ class SupernetSpec:
         _number("calib_batches", self.calib_batches, low=0, integer=True)
         _number("lr", self.lr, low=0.0)
         _number("batch_size", self.batch_size, low=0, integer=True)
+        _number("finetune_steps", self.finetune_steps, low=0, integer=True)
+        _number("finetune_lr", self.finetune_lr, low=0.0)
         for name in ("distill", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise SpecError(

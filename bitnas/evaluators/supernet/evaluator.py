@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bitnas.errors import EvaluationError
 from bitnas.evaluators._base import EvalResult, Evaluator, Report
 from bitnas.evaluators.config import DataSpec, TrainSpec
 from bitnas.evaluators.supernet.config import SupernetSpec
@@ -128,8 +129,9 @@ def measure_subnet(
     *,
     seed: int,
 ) -> EvalResult:
-    """Extract ``arch``, recalibrate its batch norms, measure it as ``train_and_evaluate``
-    does. ``train_loss`` is its loss on the calibration batches (nan without any)."""
+    """Extract ``arch``, fine-tune it for ``spec.finetune_steps`` steps (if any), recalibrate
+    its batch norms, measure it as ``train_and_evaluate`` does. ``train_loss`` is its loss on
+    the calibration batches (nan without any)."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -148,6 +150,8 @@ def measure_subnet(
         x_tr, y_tr = tensor(splits.x_train), tensor(splits.y_train)
         batch = spec.batch_size or train.batch_size
         gen = torch.Generator().manual_seed(seed)
+        if spec.finetune_steps:
+            _finetune(model, x_tr, y_tr, train, spec, batch, gen)
         take = min(len(x_tr), batch * spec.calib_batches)
         idx = torch.randperm(len(x_tr), generator=gen)[:take].to(device)
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -177,9 +181,36 @@ def measure_subnet(
         spike_rates=meter.nonzero_rates(),
         epochs=0,
         info={
+            "finetune_steps": spec.finetune_steps,
             "plane_densities": [list(p) for p in meter.plane_densities()],
             "step_densities": [list(s) for s in meter.step_densities()],
             "eval_seconds": time.perf_counter() - start,
             "device": str(device),
         },
     )
+
+
+def _finetune(
+    model: Any, x: Any, y: Any, train: TrainSpec, spec: SupernetSpec, batch: int, gen: Any
+) -> None:
+    """``spec.finetune_steps`` steps of [train]'s optimizer on random training batches, the
+    rate annealed from ``finetune_lr`` (or the supernet's) to 0: the extracted copy learns on
+    its own; the supernet's weights are not touched (``extract`` copies them)."""
+    import torch
+    import torch.nn.functional as F
+
+    from bitnas.evaluators.training import _make_optimizer
+
+    lr = spec.finetune_lr or spec.lr or train.lrs[0]
+    opt = _make_optimizer(model, train, lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spec.finetune_steps)
+    model.train()
+    for _ in range(spec.finetune_steps):
+        idx = torch.randint(len(x), (min(batch, len(x)),), generator=gen).to(x.device)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        if not torch.isfinite(loss):
+            raise EvaluationError(f"fine-tuning a sub-network diverged: loss {loss.item()}")
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        sched.step()

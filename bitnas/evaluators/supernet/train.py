@@ -74,18 +74,17 @@ def build_supernet(
         return SuperNet(space_hosts(space), abits, neuron, steps)
 
 
+#: [supernet] settings of how sub-networks are measured, not of the trained weights
+MEASURE_ONLY = ("calib_batches", "checkpoint", "progress", "finetune_steps", "finetune_lr")
+
+
 def fingerprint(
     space: SearchSpace, train: TrainSpec, spec: SupernetSpec, data: object, seed: int
 ) -> str:
     """Everything that shapes the trained weights; a checkpoint made under others is refused."""
-    # calib_batches, checkpoint and progress do not change the trained weights; thresholds
-    # at its default is left out so that checkpoints made before it existed still load
-    keep = {
-        k: v
-        for k, v in vars(spec).items()
-        if k not in ("calib_batches", "checkpoint", "progress")
-        and not (k == "thresholds" and v == "bits")
-    }
+    keep = {k: v for k, v in vars(spec).items() if k not in MEASURE_ONLY}
+    if keep["thresholds"] == "bits":  # the default: checkpoints made before it existed load
+        del keep["thresholds"]
     text = json.dumps(
         [repr(space), repr(train), keep, repr(data), seed], sort_keys=True, default=str
     )
