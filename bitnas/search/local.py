@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -112,7 +113,7 @@ def run_local(
                     exhausted = True
                     break
                 continue
-            view.refresh()
+            # the view is fresh: ``wait_for_twin`` just read it, after this trial's record
             if target_covered(view.running, p, target, view.finished):
                 tell_spare(study, p)  # another run's trial, asked first, takes the last place
                 continue
@@ -142,10 +143,10 @@ def run_local(
 
             try:
                 result = problem.evaluator.evaluate(p.arch, seed=problem.seed, report=report)
-                p.trial.set_user_attr("curve", curve)
+                extra: dict[str, Any] = {"curve": curve}
                 if stopped and result.stopped:
-                    p.trial.set_user_attr(ATTR_STOPPED, stopped[-1])
-                ft = tell_result(study, problem, p, result)
+                    extra[ATTR_STOPPED] = stopped[-1]
+                ft = tell_result(study, problem, p, result, extra)
             except StorageError:  # the storage is gone: nothing can be told (storage_retry.py)
                 raise
             except (KeyboardInterrupt, SpecError) as e:

@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 
 from bitnas.errors import EvaluationError
 from bitnas.evaluators._base import EvalResult
+from bitnas.search.attr_writes import set_trial_attrs
 from bitnas.search.coordination import study_target
 from bitnas.search.local import MAX_CONSECUTIVE_DUPLICATES, MAX_CONSECUTIVE_FAILURES
 from bitnas.search.problem import Problem
@@ -122,6 +123,7 @@ def _searcher_class() -> type:
                     self.unseen,
                     n_trials=self.view.n_trials,
                     avoid=self.view.not_to_draw() if self.unseen else None,
+                    attrs={"backend": "ray"},
                 )
                 self.unseen = False
                 key = p.arch.key()
@@ -162,7 +164,6 @@ def _searcher_class() -> type:
             if shared.spare(p, len(self.pending)):
                 return None  # another run's trial, asked first, takes the last place
             self.pending[trial_id] = p
-            p.trial.set_user_attr("backend", "ray")
             return {"arch": p.arch.to_json(), "number": p.trial.number}
 
         def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -215,22 +216,21 @@ def _searcher_class() -> type:
                     stopped=data["stopped"],
                     info=data["info"],
                 )
-                self._set_curve(trial_id, p)
                 try:
-                    ft = tell_result(self.study, self.problem, p, r)
+                    ft = tell_result(self.study, self.problem, p, r, self._curve(trial_id))
                 except EvaluationError as e:  # e.g. a non-finite objective
                     ft = tell_failure(self.study, p, e)
             elif "bitnas_error" in result:
-                p.trial.set_user_attr("traceback", result.get("bitnas_traceback", ""))
-                ft = tell_failure(self.study, p, _RemoteFailure(result["bitnas_error"]))
+                remote = {"traceback": result.get("bitnas_traceback", "")}
+                ft = tell_failure(self.study, p, _RemoteFailure(result["bitnas_error"]), remote)
             elif error:
                 ft = tell_failure(self.study, p, _RemoteFailure("the trial's Ray worker failed"))
             else:  # stopped by a Tune scheduler (the stopper) before the evaluator returned
-                epochs = len(self._curves.get(trial_id, {}))
-                self._set_curve(trial_id, p)
-                p.trial.set_user_attr("epochs", epochs)
+                attrs = {"epochs": len(self._curves.get(trial_id, {}))}
+                attrs.update(self._curve(trial_id))
                 if trial_id in self._stopped:
-                    p.trial.set_user_attr(ATTR_STOPPED, self._stopped.pop(trial_id))
+                    attrs[ATTR_STOPPED] = self._stopped.pop(trial_id)
+                set_trial_attrs(p.trial, attrs)
                 ft = self.study.tell(p.trial, state=TrialState.PRUNED)
             self._finished(p, ft)
 
@@ -240,9 +240,10 @@ def _searcher_class() -> type:
             if p is not None:
                 self._finished(p, tell_failure(self.study, p, _RemoteFailure(text)))
 
-        def _set_curve(self, trial_id: str, p: Proposal) -> None:
+        def _curve(self, trial_id: str) -> dict[str, list[float]]:
+            """The trial's epoch curve, as the attribute that records it."""
             curve = self._curves.pop(trial_id, {})
-            p.trial.set_user_attr("curve", [curve[e] for e in sorted(curve)])
+            return {"curve": [curve[e] for e in sorted(curve)]}
 
         def _finished(self, p: Proposal, ft: optuna.trial.FrozenTrial) -> None:
             self.progress.update(ft)

@@ -28,11 +28,13 @@ from collections.abc import Container, Mapping
 from typing import Any
 
 import optuna
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 
 from bitnas.errors import BudgetError, StorageError
 from bitnas.evaluators._base import EvalResult
 from bitnas.search.artifacts import upload_architecture
+from bitnas.search.attr_writes import set_trial_attrs
 from bitnas.search.coordination import (
     _CLOSED,
     ORPHAN_AFTER_S,
@@ -131,31 +133,34 @@ FALLBACK_DRAWS = 20_000
 ENUMERATE_LIMIT = 2_000_000
 
 
-def _record_architecture(
-    trial: optuna.trial.Trial,
+def _architecture_attrs(
     arch: Architecture,
     budget: Budget,
     policy: dict[str, Any] | None = None,
-) -> None:
+) -> dict[str, Any]:
+    """The user attributes that record a proposed architecture and its cost."""
     breakdown = cost_breakdown(arch)
-    trial.set_user_attr(ATTR_ARCH, arch.to_json())
-    trial.set_user_attr(ATTR_KEY, arch.key())
-    trial.set_user_attr("summary", arch.summary())
-    trial.set_user_attr("cost", breakdown.to_dict())
-    trial.set_user_attr("cost_model", COST_MODEL)
-    trial.set_user_attr("energy_model", ENERGY_MODEL)
-    trial.set_user_attr("weight_bits", breakdown.weight_bits)
-    trial.set_user_attr("depth", arch.depth)
-    trial.set_user_attr("timesteps", arch.timesteps)
-    # flat per-layer views, readable in optuna-dashboard's trial table
-    trial.set_user_attr("widths", list(arch.widths))
-    trial.set_user_attr("wbits", list(arch.wbits))
-    trial.set_user_attr("abits", list(arch.abits))
+    attrs: dict[str, Any] = {
+        ATTR_ARCH: arch.to_json(),
+        ATTR_KEY: arch.key(),
+        "summary": arch.summary(),
+        "cost": breakdown.to_dict(),
+        "cost_model": COST_MODEL,
+        "energy_model": ENERGY_MODEL,
+        "weight_bits": breakdown.weight_bits,
+        "depth": arch.depth,
+        "timesteps": arch.timesteps,
+        # flat per-layer views, readable in optuna-dashboard's trial table
+        "widths": list(arch.widths),
+        "wbits": list(arch.wbits),
+        "abits": list(arch.abits),
+    }
     if budget.bitops is not None:
-        trial.set_user_attr("budget_bitops", budget.bitops)
+        attrs["budget_bitops"] = budget.bitops
     if policy is not None:
-        trial.set_user_attr("layer_policy", policy)
-    trial.set_user_attr("energy_pj", energy(arch).total_pj)
+        attrs["layer_policy"] = policy
+    attrs["energy_pj"] = energy(arch).total_pj
+    return attrs
 
 
 #: The system attribute where Optuna < 4 kept a trial's constraint values (a list), the only
@@ -163,15 +168,19 @@ def _record_architecture(
 LEGACY_CONSTRAINTS_KEY = "constraints"
 
 
-def _set_legacy_constraint(trial: optuna.trial.Trial, excess: float) -> None:
-    """Record the budget constraint a second time, in the legacy list form, so that
-    optuna-dashboard shows over-budget trials as infeasible.
+def constraint_attrs(excess: float) -> dict[str, Any]:
+    """The system attributes that record the budget constraint: Optuna 5's
+    ``trial.set_constraint(Budget.CONSTRAINT, excess)`` (its key, ``constraints:<name>``), and
+    the legacy list form, so that optuna-dashboard shows over-budget trials as infeasible.
 
     Optuna 5 reads both forms into ``trial.constraints`` ({"0": x, "bitops_over_budget": x}):
     every trial of a bitnas study then carries its excess twice, which leaves feasibility and
     every sampler's ranking of trials unchanged (TPE and NSGA-II compare sums of violations).
+    Written with the trial's other attributes in one transaction (``attr_writes``), not
+    through ``set_constraint``, which reads the trial's system attributes first to refuse a
+    second value: a trial proposed here gets its constraint once.
     """
-    trial.storage.set_trial_system_attr(trial._trial_id, LEGACY_CONSTRAINTS_KEY, [excess])
+    return {f"{_CONSTRAINTS_KEY}:{Budget.CONSTRAINT}": excess, LEGACY_CONSTRAINTS_KEY: [excess]}
 
 
 def _feasible_draw(
@@ -233,6 +242,7 @@ def propose(
     *,
     n_trials: int | None = None,
     avoid: Container[str] | None = None,
+    attrs: Mapping[str, Any] | None = None,
 ) -> Proposal:
     """Ask until an architecture within budget comes up; over-budget ones are told PRUNED.
 
@@ -246,9 +256,11 @@ def propose(
 
     A runner that keeps count (``StudyView``) passes ``n_trials`` (the study's trials, which
     seed the fallback draws) and ``avoid`` (what an unseen draw must not pick); without them
-    both are read from every trial of the study.
+    both are read from every trial of the study. ``attrs`` are user attributes the runner
+    adds to every trial it asks (written with the trial's record, in the same transaction).
     """
     budget = problem.budget
+    policy = problem.space.layer_policy()
     rejected = 0
     if n_trials is None:
         n_trials = len(study.get_trials(deepcopy=False))
@@ -272,19 +284,21 @@ def propose(
             trial.set_user_attr("owner", OWNER)
             arch = problem.space.sample(trial)
             cost = float(problem.cost(arch))
-            _record_architecture(trial, arch, budget, problem.space.layer_policy())
-            if budget.bitops is not None:
-                trial.set_constraint(Budget.CONSTRAINT, budget.excess(cost))
-                _set_legacy_constraint(trial, budget.excess(cost))
+            record = {**(attrs or {}), **_architecture_attrs(arch, budget, policy)}
             # the dashboard draws feasibility only for trials with values; rejected trials have none
-            trial.set_user_attr("feasible", budget.allows(cost))
+            record["feasible"] = budget.allows(cost)
+            reason = None
+            if not budget.allows(cost):
+                reason = f"over budget: {cost:,.0f} > {budget.bitops:,.0f} BitOps, not trained"
+                record[ATTR_REJECTED] = reason
+            excess = budget.excess(cost) if budget.bitops is not None else None
+            # one transaction for the whole record (bitnas.search.attr_writes)
+            set_trial_attrs(trial, record, None if excess is None else constraint_attrs(excess))
             if problem.artifacts is not None:
                 upload_architecture(problem.artifacts, trial, arch)
-            if budget.allows(cost):
+            if reason is None:
                 dup = (seen or {}).get(arch.key())
                 return Proposal(trial, arch, cost, dup)
-            reason = f"over budget: {cost:,.0f} > {budget.bitops:,.0f} BitOps, not trained"
-            trial.set_user_attr(ATTR_REJECTED, reason)
             label_trial(trial, f"**Infeasible** ({reason}): PRUNED before training.")
             study.tell(trial, state=TrialState.PRUNED)
         except BaseException as e:
@@ -323,12 +337,18 @@ def result_attrs(problem: Problem, arch: Architecture, result: EvalResult) -> di
 
 
 def tell_result(
-    study: optuna.Study, problem: Problem, p: Proposal, result: EvalResult
+    study: optuna.Study,
+    problem: Problem,
+    p: Proposal,
+    result: EvalResult,
+    extra: Mapping[str, Any] | None = None,
 ) -> FrozenTrial:
-    """Record ``result`` on the trial and tell it COMPLETE (or PRUNED if stopped early)."""
+    """Record ``result`` (and the runner's ``extra`` attributes, such as the curve) on the
+    trial in one write, and tell it COMPLETE (or PRUNED if stopped early). What was measured
+    is recorded even when the objective is unusable (``EvaluationError``: the caller tells
+    the trial FAIL)."""
+    set_trial_attrs(p.trial, {**(extra or {}), **result_attrs(problem, p.arch, result)})
     objective = result.value(problem.evaluator.objective)
-    for k, v in result_attrs(problem, p.arch, result).items():
-        p.trial.set_user_attr(k, v)
     if result.stopped:
         # A run cut short has truncated metrics: never let them stand as a COMPLETE result.
         return study.tell(p.trial, state=TrialState.PRUNED)
@@ -358,30 +378,35 @@ def tell_duplicate(study: optuna.Study, p: Proposal) -> FrozenTrial:
     PRUNED with its curve."""
     src = p.duplicate_of
     assert src is not None
-    for k in MEASURED_ATTRS:
-        if k in src.user_attrs:
-            p.trial.set_user_attr(k, src.user_attrs[k])
+    attrs = {k: src.user_attrs[k] for k in MEASURED_ATTRS if k in src.user_attrs}
     for step, v in src.intermediate_values.items():
         p.trial.storage.set_trial_intermediate_value(p.trial._trial_id, step, v)
-    p.trial.set_user_attr(ATTR_DUPLICATE, src.number)
+    attrs[ATTR_DUPLICATE] = src.number
     if src.state == TrialState.PRUNED:
         why = src.user_attrs.get(ATTR_STOPPED, "stopped early")
-        p.trial.set_user_attr(ATTR_STOPPED, f"as trial {src.number}, not trained again: {why}")
+        attrs[ATTR_STOPPED] = f"as trial {src.number}, not trained again: {why}"
+        set_trial_attrs(p.trial, attrs)
         return study.tell(p.trial, state=TrialState.PRUNED)
     assert src.values is not None
     # stored PRUNED, so the study's COMPLETE trials (the dashboard's front, best_trials) are the
     # trained ones; its sampler still sees it COMPLETE with these values (repeats.py)
-    p.trial.set_user_attr(ATTR_REPEAT_VALUES, list(src.values))
+    attrs[ATTR_REPEAT_VALUES] = list(src.values)
+    set_trial_attrs(p.trial, attrs)
     return study.tell(p.trial, state=TrialState.PRUNED)
 
 
-def tell_failure(study: optuna.Study, p: Proposal, exc: BaseException) -> FrozenTrial:
-    """Tell the trial FAIL, keeping the error (message and traceback tail) on it."""
+def tell_failure(
+    study: optuna.Study,
+    p: Proposal,
+    exc: BaseException,
+    extra: Mapping[str, Any] | None = None,
+) -> FrozenTrial:
+    """Tell the trial FAIL, keeping the error (message and traceback tail) on it; ``extra``
+    attributes are written with them and win (a Ray worker's own traceback)."""
     if isinstance(exc, KeyboardInterrupt):
         msg = "interrupted (KeyboardInterrupt): the trial did not finish"
     else:
         msg = f"{type(exc).__name__}: {exc}"
-    p.trial.set_user_attr(ATTR_ERROR, msg)
     tb = "".join(traceback.format_exception(exc)[-6:])
-    p.trial.set_user_attr("traceback", tb[-4000:])
+    set_trial_attrs(p.trial, {ATTR_ERROR: msg, "traceback": tb[-4000:], **(extra or {})})
     return study.tell(p.trial, state=TrialState.FAIL)

@@ -102,7 +102,9 @@ def test_a_raising_trial_ends_fail_with_its_error_and_the_study_goes_on():
     assert failed, "seed 3 proposes T=4 architectures"
     for t in failed:
         assert t.user_attrs["error"] == "_RemoteFailure: ValueError: no luck with T=4"
+        # the worker's own traceback, with the frame that raised, not the driver's
         assert "no luck" in t.user_attrs["traceback"]
+        assert "in failing" in t.user_attrs["traceback"]
 
 
 def test_a_killed_worker_is_retried_and_the_trial_completes(tmp_path):
