@@ -95,3 +95,37 @@ def test_added_counts_only_this_process_trials_since_the_view():
     added = view.added()
     assert added.pop("retries") == 0  # no trial of this run re-trained a failed architecture
     assert added == counts(mine) and added["finished"] == 3
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_asks_take_waiting_trials_from_the_view_in_order_and_once(kind, tmp_path, monkeypatch):
+    """A run's ``study.ask`` pops WAITING trials from its view (Optuna's own pop lists every
+    trial of the study): in number order, each by one process only, none when none waits."""
+    url = f"sqlite:///{tmp_path}/w.db" if kind == "sqlite" else f"journal:///{tmp_path}/w.log"
+    storage = open_storage(url)
+    mine = optuna.create_study(storage=storage, study_name="w", directions=["maximize"])
+    other = optuna.load_study(study_name="w", storage=open_storage(url, create=False))
+    for x in range(3):
+        mine.enqueue_trial({"x": x})
+    view, other_view = StudyView(mine), StudyView(other)
+    scans = []
+    real = type(mine._storage).get_all_trials
+
+    def get_all_trials(self, study_id, deepcopy=True, states=None):  # type: ignore[no-untyped-def]
+        if states is not None and TrialState.WAITING in states:
+            scans.append(states)
+        return real(self, study_id, deepcopy=deepcopy, states=states)
+
+    monkeypatch.setattr(type(mine._storage), "get_all_trials", get_all_trials)
+    first = mine.ask()
+    second = other.ask()  # another process: the next waiting one, not the same
+    third = mine.ask()
+    assert [first.number, second.number, third.number] == [0, 1, 2]
+    assert [t.suggest_int("x", 0, 9) for t in (first, second, third)] == [0, 1, 2]
+    fresh = mine.ask()  # nothing waits: a new trial
+    assert fresh.number == 3
+    assert "fixed_params" not in mine._storage.get_trial(fresh._trial_id).system_attrs
+    assert scans == []  # Optuna's scan of every trial never ran
+    assert view.pop_waiting() is None and other_view.pop_waiting() is None
+    states = [t.state for t in mine.get_trials(deepcopy=False)]
+    assert states == [TrialState.RUNNING] * 4
