@@ -1,7 +1,8 @@
 """Storage transactions and engine time per trial, against a baseline checkout in the same run.
 
     python bench/trial_writes.py [--trials 200] [--repeats 3] [--storages sqlite journal]
-                                 [--pg-url postgresql://...] [--compare-with CHECKOUT ...]
+                                 [--storages ... postgresql [--pg-url URL]]
+                                 [--compare-with CHECKOUT ...]
 
 A free evaluator (an accuracy derived from the architecture's key, microseconds) on the local
 backend, over the MLP space of ``bench/ray_overhead.py`` with a budget every architecture
@@ -80,22 +81,49 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--storages", nargs="+", default=["sqlite", "journal"],
                     choices=["sqlite", "journal", "postgresql"])  # fmt: skip
-    ap.add_argument("--pg-url", help="a PostgreSQL database to create studies in (postgresql)")
-    ap.add_argument("--compare-with", nargs="*", default=[], metavar="CHECKOUT",
-                    help="also run bitnas from these checkouts (the baseline, same run)")
+    ap.add_argument(
+        "--pg-url",
+        help="a PostgreSQL database for --storages postgresql "
+        "(default: a throwaway server of the tests', tests/reliability/pg.py)",
+    )
+    ap.add_argument(
+        "--compare-with",
+        nargs="*",
+        default=[],
+        metavar="CHECKOUT",
+        help="also run bitnas from these checkouts (the baseline, same run)",
+    )
     args = ap.parse_args()
     if args.probe:
         print(json.dumps(probe(args.probe[0], int(args.probe[1]))))
         return
     codes = {"this code": None, **{c: c for c in args.compare_with}}
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+    server = None
+    if "postgresql" in args.storages and not args.pg_url:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from scaling import postgres_server  # the tests' throwaway server, stopped by PID
+
+        server = postgres_server()
+        args.pg_url = server.url
+    try:
+        measure(args, codes, runs)
+    finally:
+        if server is not None:
+            server.close()
+    report(args, codes, runs)
+
+
+def measure(
+    args: argparse.Namespace,
+    codes: dict[str, str | None],
+    runs: dict[tuple[str, str], list[dict[str, float]]],
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
             for kind in args.storages:
                 for label, code in codes.items():
                     if kind == "postgresql":
-                        if not args.pg_url:
-                            ap.error("--storages postgresql needs --pg-url")
                         url = args.pg_url
                     else:
                         suffix = "db" if kind == "sqlite" else "log"
@@ -110,8 +138,17 @@ def main() -> None:
                     runs.setdefault((kind, label), []).append(r)
                     print(f"{kind:10s} {label:24s} {r['ms']:6.1f} ms/trial "
                           f"{r['tx']:5.1f} tx/trial", flush=True)  # fmt: skip
-    print("\n| storage | code | ms per trial (median) | ratio | transactions per trial "
-          "| journal records per trial |\n|---|---|---:|---:|---:|---:|")
+
+
+def report(
+    args: argparse.Namespace,
+    codes: dict[str, str | None],
+    runs: dict[tuple[str, str], list[dict[str, float]]],
+) -> None:
+    print(
+        "\n| storage | code | ms per trial (median) | ratio | transactions per trial "
+        "| journal records per trial |\n|---|---|---:|---:|---:|---:|"
+    )
     for kind in args.storages:
         base = statistics.median(r["ms"] for r in runs[(kind, "this code")])
         for label in codes:
@@ -121,8 +158,10 @@ def main() -> None:
             rec = (f"{statistics.median(r['records'] for r in rs):.1f}"
                    if kind == "journal" else "-")  # fmt: skip
             spread = f"{min(r['ms'] for r in rs):.1f}-{max(r['ms'] for r in rs):.1f}"
-            print(f"| {kind} | {label} | {ms:.1f} ({spread}) | {ms / base:.2f} | {tx:.1f} "
-                  f"| {rec} |")
+            print(
+                f"| {kind} | {label} | {ms:.1f} ({spread}) | {ms / base:.2f} | {tx:.1f} | {rec} |"
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -67,7 +67,9 @@ def _rdb_write(
             RDBStorage.set_trial_system_attr(rdb, trial_id, key, value)
 
 
-def _upsert(rdb: RDBStorage, session: Any, model: Any, trial_id: int, attrs: Mapping) -> None:
+def _upsert(
+    rdb: RDBStorage, session: Any, model: Any, trial_id: int, attrs: Mapping[str, Any]
+) -> None:
     """One multi-row INSERT ... ON CONFLICT UPDATE: the statement Optuna's
     ``_set_trial_attr_without_commit`` runs for one attribute, for all of them at once (a
     dialect without upserts: Optuna's own statement per attribute)."""

@@ -226,7 +226,7 @@ def _searcher_class() -> type:
             elif error:
                 ft = tell_failure(self.study, p, _RemoteFailure("the trial's Ray worker failed"))
             else:  # stopped by a Tune scheduler (the stopper) before the evaluator returned
-                attrs = {"epochs": len(self._curves.get(trial_id, {}))}
+                attrs: dict[str, Any] = {"epochs": len(self._curves.get(trial_id, {}))}
                 attrs.update(self._curve(trial_id))
                 if trial_id in self._stopped:
                     attrs[ATTR_STOPPED] = self._stopped.pop(trial_id)

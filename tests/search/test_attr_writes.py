@@ -164,6 +164,7 @@ def test_a_proposal_records_its_architecture_in_one_write(tmp_path, monkeypatch)
     p = propose(study, problem, attrs={"backend": "ray"})
     assert len(batches) == 1
     _, trial_id, user, system = batches[0]
+    assert set(system) == {f"constraints:{Budget.CONSTRAINT}", "constraints"}
     assert {"architecture", "arch_key", "cost", "feasible", "widths", "backend"} <= set(user)
     t = storage.get_trial(trial_id)
     assert t.state == TrialState.RUNNING and t.user_attrs["owner"]
@@ -172,8 +173,9 @@ def test_a_proposal_records_its_architecture_in_one_write(tmp_path, monkeypatch)
     assert t.constraints == {"0": excess, Budget.CONSTRAINT: excess}
     twin = study.ask()
     twin.set_constraint(Budget.CONSTRAINT, excess)
-    assert storage.get_trial(twin._trial_id).system_attrs[f"constraints:{Budget.CONSTRAINT}"] == (
-        t.system_attrs[f"constraints:{Budget.CONSTRAINT}"]
+    assert (
+        storage.get_trial(twin._trial_id).system_attrs[f"constraints:{Budget.CONSTRAINT}"]
+        == (t.system_attrs[f"constraints:{Budget.CONSTRAINT}"])
     )
 
 
