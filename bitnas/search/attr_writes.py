@@ -77,6 +77,8 @@ def _upsert(
 
     from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+    # one statement of 3 bound parameters a row: SQLite allows 32,766 (999 before 3.32), far
+    # above the ~20 attributes of a bitnas trial
     rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
     dialect = rdb.engine.name
     if dialect == "mysql":

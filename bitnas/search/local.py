@@ -166,6 +166,7 @@ def run_local(
             failures = 0
     finally:
         bar.close()
+        view.close()
     # what this run added: its own new trials, not those of other runs sharing the study
     view.refresh()
     added = view.added()

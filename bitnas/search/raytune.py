@@ -173,6 +173,7 @@ def run_ray(
             tuner.fit()
         finally:
             searcher.close_open("interrupted: the Ray run ended before this trial finished")
+            searcher.view.close()
             bar.close()
     if searcher.fatal:
         raise EvaluationError(searcher.fatal)

@@ -22,6 +22,7 @@ the space is too large to enumerate one.
 from __future__ import annotations
 
 import json
+import math
 import random
 import traceback
 from collections.abc import Container, Mapping
@@ -284,6 +285,11 @@ def propose(
             trial.set_user_attr("owner", OWNER)
             arch = problem.space.sample(trial)
             cost = float(problem.cost(arch))
+            if math.isnan(cost):  # Optuna's set_constraint refuses NaN; so does the record
+                raise BudgetError(
+                    f"the cost function returned NaN for {arch.summary()}: a cost must be a "
+                    "number (BitOps), so that the budget can be checked"
+                )
             record = {**(attrs or {}), **_architecture_attrs(arch, budget, policy)}
             # the dashboard draws feasibility only for trials with values; rejected trials have none
             record["feasible"] = budget.allows(cost)

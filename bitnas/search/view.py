@@ -124,7 +124,18 @@ class StudyView:
         # of a 4-ms trial, growing with the study (docs/BENCHMARKS.md, "Long studies"). Optuna
         # has no query for it, so this run's asks take it from the view instead, which knows
         # the unfinished trials already; the rest of ``ask`` is Optuna's.
+        # ``close`` puts back what was there when the run ends.
+        self._prev_pop = study.__dict__.get("_pop_waiting_trial_id")
         study._pop_waiting_trial_id = self.pop_waiting  # type: ignore[method-assign]
+
+    def close(self) -> None:
+        """Give the study's ``ask`` back its own WAITING lookup (or an enclosing view's): a
+        study used after the run does not go through this view."""
+        if self.study.__dict__.get("_pop_waiting_trial_id") == self.pop_waiting:
+            if self._prev_pop is None:
+                del self.study.__dict__["_pop_waiting_trial_id"]
+            else:
+                self.study._pop_waiting_trial_id = self._prev_pop  # type: ignore[method-assign]
 
     @property
     def n_trials(self) -> int:

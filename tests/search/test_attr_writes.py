@@ -61,14 +61,17 @@ def test_a_batch_is_one_commit_on_sqlite(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/c.db")
     study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
     trial = study.ask()
+    trial.set_user_attr("owner", "someone else")  # the batch updates it: the upsert, one commit
     commits = []
     engine = storage.engine
     sqlalchemy.event.listen(engine, "commit", lambda conn: commits.append(1))
     set_trial_attrs(trial, USER, SYSTEM)
     assert len(commits) == 1
+    assert storage.get_trial(trial._trial_id).user_attrs == USER  # a read: a commit too
+    before = len(commits)
     for k, v in USER.items():
         trial.set_user_attr(k, v)
-    assert len(commits) == 1 + len(USER)  # what it replaces
+    assert len(commits) - before == len(USER)  # what it replaces
 
 
 def test_a_batch_is_one_append_on_a_journal(tmp_path, monkeypatch):
@@ -95,10 +98,13 @@ def test_a_finished_trial_refuses_the_batch_and_keeps_what_it_had(tmp_path, kind
     trial = study.ask()
     trial.set_user_attr("owner", "me")
     study.tell(trial, [0.5, 10.0])
+    size = (tmp_path / "a.log").stat().st_size if kind == "journal" else None
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         write_attrs(storage, trial._trial_id, USER, SYSTEM)
     t = storage.get_trial(trial._trial_id)
     assert t.user_attrs == {"owner": "me"} and "constraints" not in t.system_attrs
+    if kind == "journal":  # refused before anything was appended
+        assert (tmp_path / "a.log").stat().st_size == size
 
 
 def test_a_batch_whose_connection_broke_is_retried_whole(tmp_path):
@@ -195,3 +201,22 @@ def test_a_journal_trial_finished_between_check_and_append_does_not_poison_later
     assert storage.get_trial(trial._trial_id).user_attrs == {}
     assert len(study.get_trials()) == 1
     study.ask()
+
+
+def test_a_nan_cost_stops_the_run_with_a_clear_error_and_closes_the_trial(tmp_path):
+    from bitnas.errors import BudgetError
+    from bitnas.evaluators import CallableEvaluator, EvalResult
+    from bitnas.search import Problem
+    from bitnas.search.trials import propose
+    from bitnas.spaces import MLPSpace
+
+    space = MLPSpace(input_shape=(64,), num_classes=10, depth=(1, 1), width=(16,), wbits=(2,),
+                     abits=(1,), timesteps=(1,))  # fmt: skip
+    evaluator = CallableEvaluator(lambda a, **k: EvalResult(metrics={"val_accuracy": 0.5}))
+    problem = Problem(space=space, evaluator=evaluator, cost=lambda a: float("nan"))
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/n.db"),
+                                directions=problem.directions)  # fmt: skip
+    with pytest.raises(BudgetError, match="returned NaN"):
+        propose(study, problem)
+    (t,) = study.get_trials()
+    assert t.state == TrialState.FAIL and "NaN" in t.user_attrs["error"]

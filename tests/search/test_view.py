@@ -129,3 +129,17 @@ def test_asks_take_waiting_trials_from_the_view_in_order_and_once(kind, tmp_path
     assert view.pop_waiting() is None and other_view.pop_waiting() is None
     states = [t.state for t in mine.get_trials(deepcopy=False)]
     assert states == [TrialState.RUNNING] * 4
+    # the run over, the study's asks are Optuna's own again
+    view.close()
+    other_view.close()
+    mine.enqueue_trial({"x": 5})
+    assert mine.ask().number == 4
+    assert scans and "_pop_waiting_trial_id" not in mine.__dict__
+
+
+def test_a_run_leaves_the_study_without_its_view(tmp_path):
+    problem = Problem(space=small_space(), evaluator=CallableEvaluator(flaky))
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/r.db"),
+                                directions=problem.directions)  # fmt: skip
+    optimize(study, problem, 3, progress=False)
+    assert "_pop_waiting_trial_id" not in study.__dict__
