@@ -7,7 +7,7 @@ evaluator, so the wall time beyond trials x seconds / workers is the backend's o
 proposing and recording trials in the study (SQLite in a temporary folder), and for Ray,
 Tune's scheduling and result handling. Ray is started before the clock starts (its ~3-8 s
 start-up is paid once per run, not per trial). The last row is the path for trials this short
-without Ray: two `bitnas run`-style local runs (processes) sharing one SQLite study and its
+without Ray: two `bitnas run`-style local runs (processes) sharing one journal study and its
 target, timed from the moment both have opened the study. Reported: wall time, overhead per trial
 ((wall - ideal) x workers / trials) and parallel efficiency (ideal / wall).
 """
@@ -61,8 +61,9 @@ def local_worker(url: str, trials: int, seconds: float, go: Path, seed: int) -> 
 
 
 def local_processes(tmp: str, args: argparse.Namespace, problem: Problem) -> float:
-    """Wall seconds of two local runs sharing one SQLite study of ``--trials`` trials."""
-    url = f"sqlite:///{tmp}/shared.db"
+    """Wall seconds of two local runs sharing one journal study of ``--trials`` trials (a
+    SQLite file takes one `bitnas run` at a time)."""
+    url = f"journal:///{tmp}/shared.log"  # two `bitnas run` on one study use a journal
     study = optuna.create_study(storage=open_storage(url), study_name="shared",
                                 directions=problem.directions)  # fmt: skip
     study.set_metric_names(problem.metric_names)
