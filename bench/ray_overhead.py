@@ -40,10 +40,14 @@ def burn(seconds: float):  # type: ignore[no-untyped-def]
     return evaluate
 
 
+def bench_space() -> MLPSpace:
+    """The small MLP space of this benchmark (and of ``bench/trial_writes.py``)."""
+    return MLPSpace(input_shape=(64,), num_classes=10, depth=(1, 3), width=(16, 32, 64, 128),
+                    wbits=(2, 4, 8), abits=(1, 2, 4), timesteps=(1, 2, 4))  # fmt: skip
+
+
 def problem_for(seconds: float) -> Problem:
-    space = MLPSpace(input_shape=(64,), num_classes=10, depth=(1, 3), width=(16, 32, 64, 128),
-                     wbits=(2, 4, 8), abits=(1, 2, 4), timesteps=(1, 2, 4))  # fmt: skip
-    return Problem(space=space, evaluator=CallableEvaluator(burn(seconds)))
+    return Problem(space=bench_space(), evaluator=CallableEvaluator(burn(seconds)))
 
 
 def local_worker(url: str, trials: int, seconds: float, go: Path, seed: int) -> None:
@@ -70,7 +74,7 @@ def local_processes(tmp: str, args: argparse.Namespace, problem: Problem) -> flo
     go = Path(tmp) / "go"
     cmd = [sys.executable, __file__, "--worker", url, str(args.trials), str(args.seconds)]
     procs = [subprocess.Popen([*cmd, str(go), str(i)]) for i in range(2)]
-    while any(p.poll() is None for p in procs) and len(_ready(tmp)) < 2:
+    while any(p.poll() is None for p in procs) and len(list(Path(tmp).glob("ready-*"))) < 2:
         time.sleep(0.1)
     go.touch()
     t0 = time.perf_counter()
@@ -81,10 +85,6 @@ def local_processes(tmp: str, args: argparse.Namespace, problem: Problem) -> flo
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     assert len(done) == args.trials, f"{len(done)} complete trials for {args.trials}"
     return wall
-
-
-def _ready(tmp: str) -> list[Path]:
-    return list(Path(tmp).glob("ready-*"))
 
 
 def main() -> None:

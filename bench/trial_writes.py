@@ -37,14 +37,15 @@ def probe(url: str, trials: int) -> dict[str, float]:
 
     from bitnas.evaluators import CallableEvaluator, EvalResult
     from bitnas.search import Problem, open_storage, optimize
-    from bitnas.spaces import Budget, MLPSpace
+    from bitnas.spaces import Budget
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ray_overhead import bench_space
 
     def evaluate(arch, *, seed, report):  # type: ignore[no-untyped-def]
         return EvalResult(metrics={"val_accuracy": (hash(arch.key()) % 1000) / 1000})
 
-    space = MLPSpace(input_shape=(64,), num_classes=10, depth=(1, 3), width=(16, 32, 64, 128),
-                     wbits=(2, 4, 8), abits=(1, 2, 4), timesteps=(1, 2, 4))  # fmt: skip
-    problem = Problem(space=space, evaluator=CallableEvaluator(evaluate),
+    problem = Problem(space=bench_space(), evaluator=CallableEvaluator(evaluate),
                       budget=Budget(bitops=1e15))  # fmt: skip
     storage = open_storage(url)
     tx, records = [0], [0]
