@@ -12,7 +12,7 @@ import optuna
 import pyarrow as pa
 from optuna.trial import FrozenTrial, TrialState
 
-from bitnas.search.pareto import pareto_mask
+from bitnas.search.pareto import pareto_ranks
 from bitnas.search.records import ATTR_ARCH, ATTR_ERROR, ATTR_KEY, ATTR_REJECTED, ATTR_SPARE
 from bitnas.search.repeats import as_sampled
 
@@ -34,9 +34,13 @@ def _feasible(t: FrozenTrial) -> bool:
     return all(v <= 0.0 for v in t.constraints.values())
 
 
-def front_trials(study: optuna.Study) -> list[FrozenTrial]:
+def front_trials(study: optuna.Study, *, layers: int = 1) -> list[FrozenTrial]:
     """The feasible Pareto front: COMPLETE, within budget, non-dominated, one trial per
-    architecture (the earliest), sorted by cost."""
+    architecture (the earliest), sorted by cost. ``layers`` > 1 adds the next non-dominated
+    layers (``pareto_ranks``: the front of what is left once the front is removed, ...),
+    sorted by (layer, cost): what a noisy first stage should hand to the second."""
+    if layers < 1:
+        raise ValueError(f"layers must be >= 1, got {layers}")
     names = study.metric_names or [f"value_{i}" for i in range(len(study.directions))]
     directions = [d.name.lower() for d in study.directions]
     done = [
@@ -50,10 +54,10 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
     trials = list(unique.values())
     if not trials:
         return []
-    mask = pareto_mask(np.array([t.values for t in trials]), directions)
-    front = [t for t, keep in zip(trials, mask, strict=True) if keep]
+    rank = pareto_ranks(np.array([t.values for t in trials]), directions, depth=layers)
     cost_i = len(names) - 1
-    return sorted(front, key=lambda t: (t.values[cost_i], t.number))
+    kept = [(int(r), t) for r, t in zip(rank, trials, strict=True) if r >= 0]
+    return [t for _, t in sorted(kept, key=lambda p: (p[0], p[1].values[cost_i], p[1].number))]
 
 
 def _row(t: FrozenTrial, names: list[str], front: set[int]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["dominates", "front_hypervolume", "hypervolume", "pareto_mask"]
+__all__ = ["dominates", "front_hypervolume", "hypervolume", "pareto_mask", "pareto_ranks"]
 
 
 def _as_min(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -51,6 +51,31 @@ def pareto_mask(
     if v.shape[1] == 2 and not np.isnan(v).any():
         return _pareto_mask_2d(v)
     return _pareto_mask_pairs(v)
+
+
+def pareto_ranks(
+    values: np.ndarray | Sequence[Sequence[float]],
+    directions: Sequence[str],
+    *,
+    depth: int | None = None,
+) -> np.ndarray:
+    """Non-dominated sorting: each row's layer (0: the Pareto front; 1: the front once layer 0
+    is removed; ...), -1 beyond ``depth`` layers (None: every row ranked).
+
+    The layers of NSGA-II (Deb et al. 2002), found by peeling ``pareto_mask`` layer by layer,
+    O(L n log n) for two objectives. Optuna sorts the same way inside its NSGA-II sampler but
+    only privately and over trials, hence this wrapper over arrays.
+    """
+    v = np.asarray(values, dtype=float).reshape(-1, len(directions))
+    rank = np.full(len(v), -1, dtype=int)
+    rest = np.arange(len(v))
+    layer = 0
+    while len(rest) and (depth is None or layer < depth):
+        mask = pareto_mask(v[rest], directions)
+        rank[rest[mask]] = layer
+        rest = rest[~mask]
+        layer += 1
+    return rank
 
 
 def _pareto_mask_pairs(v: np.ndarray) -> np.ndarray:

@@ -71,11 +71,17 @@ def _held_keys(study: optuna.Study, problem: Problem) -> set[str]:
 
 
 def enqueue_front(
-    study: optuna.Study, problem: Problem, source: optuna.Study, *, limit: int | None = None
+    study: optuna.Study,
+    problem: Problem,
+    source: optuna.Study,
+    *,
+    limit: int | None = None,
+    layers: int = 1,
 ) -> WarmStart:
-    """Enqueue, cheapest first, the feasible front of ``source`` that ``problem`` can train
-    and ``study`` does not hold yet; at most ``limit`` (None: all). Returns the counts."""
-    front = front_trials(source)
+    """Enqueue, cheapest first, the feasible front of ``source`` (its first ``layers``
+    non-dominated layers, layer by layer) that ``problem`` can train and ``study`` does not
+    hold yet; at most ``limit`` (None: all). Returns the counts."""
+    front = front_trials(source, layers=layers)
     held = _held_keys(study, problem)
     counts = dict.fromkeys(("enqueued", "invalid", "over_budget", "present", "no_room"), 0)
     for t in front:

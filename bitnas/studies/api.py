@@ -112,6 +112,7 @@ def run(
     stopper: str | None = None,
     warm_start: str | Path | None = None,
     warm_start_storage: str | None = None,
+    warm_start_layers: int = 1,
 ) -> StudyResult:
     """Run ``spec`` (a StudySpec or a study file path) until its study holds ``trials``
     finished trials; a study already in the storage is continued, never restarted.
@@ -121,9 +122,12 @@ def run(
 
     ``warm_start`` names an earlier study (its name, or its study file) whose feasible Pareto
     front is enqueued before anything is sampled (``bitnas.search.warm_start``); it is looked
-    up in ``warm_start_storage``, by default this study's storage (for a study file: its own).
+    up in ``warm_start_storage``, by default this study's storage (for a study file: its own);
+    ``warm_start_layers`` > 1 enqueues the next non-dominated layers of it too.
     """
     _quiet_optuna()
+    if not isinstance(warm_start_layers, int) or warm_start_layers < 1:
+        raise SpecError(f"warm_start_layers must be an integer >= 1, got {warm_start_layers!r}")
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
     if spec.sweep is not None:
@@ -147,7 +151,8 @@ def run(
             raise
         raise BudgetError(f"{e} (in [budget] of {spec.source})") from None
     with exclusive_writer(st.storage):
-        return _run(spec, problem, backend, progress, warm_start, warm_start_storage)
+        warm = (warm_start, warm_start_storage, warm_start_layers)
+        return _run(spec, problem, backend, progress, warm)
 
 
 def _run(
@@ -155,10 +160,10 @@ def _run(
     problem: Problem,
     backend: str,
     progress: bool,
-    warm_start: str | Path | None,
-    warm_start_storage: str | None,
+    warm_from: tuple[str | Path | None, str | None, int],
 ) -> StudyResult:
     st = spec.study
+    warm_start, warm_start_storage, warm_start_layers = warm_from
     store = open_storage(st.storage)
     # after the storage: its errors (an unwritable folder, ...) are the ones to report
     artifacts = store_for(st.storage, st.artifacts)
@@ -195,7 +200,7 @@ def _run(
     warm = None
     if warm_start is not None:
         source = _warm_source(warm_start, warm_start_storage, st.storage)
-        warm = enqueue_front(study, problem, source, limit=missing)
+        warm = enqueue_front(study, problem, source, limit=missing, layers=warm_start_layers)
     options = {"settings": spec.ray} if backend == "ray" else {}
     # the target, not the difference: runs sharing the study finish trials while this one
     # starts (warm start, data loading, Ray start-up)

@@ -1,4 +1,5 @@
-"""The ``bitnas`` command line: run, pareto, export, cost, report, dashboard, bench-table."""
+"""The ``bitnas`` command line: run, retrain, pareto, export, cost, report, dashboard,
+bench-table."""
 
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ EXACT_LIMIT = 300_000
 SAMPLES = 20_000
 
 
-
 def _shown(url: str) -> str:
     """A storage URL as printed: its password, if any, masked."""
     from bitnas.search.storage import redact
 
     return redact(url)
+
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -81,6 +82,24 @@ def _parser() -> argparse.ArgumentParser:
         help="storage of the --warm-start study (default: this study's storage)",
     )
     _add_storage(r)
+
+    rt = sub.add_parser(
+        "retrain",
+        help="stage 2 of a [supernet] study: re-train its front from scratch (<name>-retrain)",
+    )
+    rt.add_argument("file", help="the supernet study's file (TOML), already run")
+    rt.add_argument(
+        "--layers",
+        type=int,
+        metavar="K",
+        help="non-dominated layers to re-train (default 2: the front and the next; 1: the front)",
+    )
+    rt.add_argument(
+        "--limit", type=int, metavar="N", help="re-train at most N (layer by layer, cheapest first)"
+    )
+    rt.add_argument("--backend", default="local", help="where trials run: local (default) or ray")
+    rt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_storage(rt)
 
     p = sub.add_parser("pareto", help="print the feasible Pareto front of a stored study")
     p.add_argument("target", help="study file (TOML) or study name")
@@ -158,6 +177,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "reached (the feasible space is exhausted, or too large to enumerate)"
         )
     print(format_front(result.study, budget=spec.budget.bitops))
+    return 0
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from bitnas.studies.two_stage import DEFAULT_LAYERS, retrain_front
+
+    t0 = time.perf_counter()
+    result = retrain_front(
+        args.file,
+        storage=args.storage,
+        limit=args.limit,
+        layers=DEFAULT_LAYERS if args.layers is None else args.layers,
+        backend=args.backend,
+        progress=not args.no_progress,
+    )
+    if result.warm_start is not None:
+        print(result.warm_start.describe())
+    print(
+        f"study {result.study.study_name!r} in {_shown(result.storage_url)}: added "
+        f"{format_counts(result.added)} in {time.perf_counter() - t0:.1f} s; "
+        f"now {format_counts(result.counts())}"
+    )
+    budget = result.spec.budget.bitops if result.spec is not None else None
+    print(format_front(result.study, budget=budget))
     return 0
 
 
@@ -298,6 +341,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _cmd_run,
+    "retrain": _cmd_retrain,
     "pareto": _cmd_pareto,
     "export": _cmd_export,
     "cost": _cmd_cost,

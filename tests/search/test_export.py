@@ -63,6 +63,32 @@ def test_front_is_feasible_non_dominated_and_unique():
             ), t.number
 
 
+def test_front_layers_add_the_front_of_the_rest_layer_by_layer():
+    study = _study(n=30)
+    front = front_trials(study)
+    two = front_trials(study, layers=2)
+    assert [t.number for t in two[: len(front)]] == [t.number for t in front]
+    second = two[len(front) :]
+    assert second, "30 random trials leave a second layer"
+    assert [t.values[1] for t in second] == sorted(t.values[1] for t in second)
+    assert all(t.constraints[Budget.CONSTRAINT] <= 0 for t in second)
+    # the second layer is the front of the feasible trials once the first is removed
+    keys = {t.user_attrs["arch_key"] for t in front}
+    rest = {}
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        if t.constraints[Budget.CONSTRAINT] <= 0 and t.user_attrs["arch_key"] not in keys:
+            rest.setdefault(t.user_attrs["arch_key"], t)
+    vals = [t.values for t in rest.values()]
+    expected = [
+        t.number
+        for t, m in zip(rest.values(), pareto_mask(vals, ["maximize", "minimize"]), strict=True)
+        if m
+    ]
+    assert sorted(t.number for t in second) == sorted(expected)
+    with pytest.raises(ValueError, match="layers"):
+        front_trials(study, layers=0)
+
+
 def test_parquet_keeps_the_documented_schema_and_nested_layers(tmp_path):
     import pandas as pd
     import pyarrow as pa

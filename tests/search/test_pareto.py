@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bitnas.search.pareto import dominates, pareto_mask
+from bitnas.search.pareto import dominates, pareto_mask, pareto_ranks
 
 MAXMIN = ["maximize", "minimize"]
 
@@ -30,6 +30,22 @@ def test_front_members_do_not_dominate_each_other():
         assert not any(dominates(b, a, MAXMIN) for b in pts)
     for i in np.flatnonzero(~mask):
         assert any(dominates(b, pts[i], MAXMIN) for b in front)
+
+
+def test_ranks_are_the_layers_of_non_dominated_sorting():
+    pts = [(0.90, 100), (0.95, 200), (0.93, 250), (0.80, 50), (0.95, 300), (0.70, 400)]
+    # front: 0, 1, 3; then 2 (dominated only by 1) and 4 (only by 1); then 5 (by 2 and 4)
+    assert pareto_ranks(pts, MAXMIN).tolist() == [0, 0, 1, 0, 1, 2]
+    assert pareto_ranks(pts, MAXMIN, depth=2).tolist() == [0, 0, 1, 0, 1, -1]
+    assert ((pareto_ranks(pts, MAXMIN, depth=1) == 0) == pareto_mask(pts, MAXMIN)).all()
+    rng = np.random.default_rng(1)
+    v = rng.random((300, 2))
+    r = pareto_ranks(v, MAXMIN)
+    assert (r >= 0).all()
+    for k in range(r.max() + 1):  # layer k is the front of what layers < k leave
+        rest = np.flatnonzero(r >= k)
+        assert (pareto_mask(v[rest], MAXMIN) == (r[rest] == k)).all()
+    assert pareto_ranks(np.empty((0, 2)), MAXMIN).tolist() == []
 
 
 # -- hypervolume ------------------------------------------------------------------------------
