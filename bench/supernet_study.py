@@ -1,14 +1,22 @@
 """A >= 10^6-architecture mixed-precision study searched through the supernet, its front
 re-trained from scratch, against a from-scratch search given the same wall time.
 
-Stage 1: ``studies/mixed_precision_supernet.toml`` (1,065,216 architectures; the supernet is
-trained once, then ``--trials`` sub-networks are searched with TPE). Stage 2: its feasible front
-re-trained from scratch (``retrain_front``). Baseline: ``studies/mixed_precision.toml``'s study
-(the same space, every trial trained from scratch), run one trial at a time until it has used
-the same wall time as stages 1 + 2 together. Both fronts are scored by stand-alone validation
-accuracy in the bitnas hypervolume (``front_hypervolume``, reference (0, budget)).
+Stage 1: ``--study`` (default ``studies/mixed_precision_supernet.toml``, 1,065,216 digits MLPs;
+``studies/mnist1d_mixed_supernet.toml``: 1,775,616 MNIST-1D cnn1d networks with timesteps; the
+supernet is trained once, then ``--trials`` sub-networks are searched with TPE). Stage 2: the first
+``--layers`` non-dominated layers of its feasible trials re-trained from scratch
+(``retrain_front``; 1: the front only). Baseline: ``--baseline`` (default
+``studies/mixed_precision.toml``: the same space, every trial trained from scratch), run one
+trial at a time until it has used the same wall time as stages 1 + 2 together. Both fronts are
+scored by stand-alone validation accuracy in the bitnas hypervolume (``front_hypervolume``,
+reference (0, budget)).
 
     nice -n 10 python bench/supernet_study.py --out docs/supernet/mixed_precision_study.json
+    nice -n 10 python bench/supernet_study.py --trials 110 --seed 1 --layers 2 \
+        --dir runs/bench/mixed_precision_s1 --out docs/supernet/mixed_precision_study_s1.json
+    nice -n 10 python bench/supernet_study.py --study studies/mnist1d_mixed_supernet.toml \
+        --baseline studies/mnist1d_mixed.toml --trials 200 --layers 2 --seed 0 \
+        --dir runs/bench/mnist1d_mixed_s0 --out docs/supernet/mnist1d_mixed_study_s0.json
 """
 
 from __future__ import annotations
@@ -42,17 +50,31 @@ def hv(study: optuna.Study, budget: float, cost_min: float) -> tuple[float, int]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--study",
+        default=str(ROOT / "studies" / "mixed_precision_supernet.toml"),
+        help="the supernet study file (stage 1)",
+    )
+    ap.add_argument(
+        "--baseline",
+        default=str(ROOT / "studies" / "mixed_precision.toml"),
+        help="the from-scratch study file of the same space",
+    )
     ap.add_argument("--trials", type=int, default=300, help="supernet trials (stage 1)")
     ap.add_argument("--dir", default="runs/bench/mixed_precision", help="storage folder")
+    ap.add_argument("--seed", type=int, default=0, help="study seed of both searches")
+    ap.add_argument("--layers", type=int, default=1, help="stage 2: non-dominated layers")
     ap.add_argument("--out", default="")
     a = ap.parse_args(argv)
     folder = Path(a.dir)
     folder.mkdir(parents=True, exist_ok=True)
-    sn = load_spec(ROOT / "studies" / "mixed_precision_supernet.toml")
-    sn = sn.replace(storage=f"sqlite:///{folder}/supernet.db", trials=a.trials)
+    sn = load_spec(a.study)
+    if sn.supernet is None:
+        ap.error(f"--study {a.study} has no [supernet] section")
+    sn = sn.replace(storage=f"sqlite:///{folder}/supernet.db", trials=a.trials, seed=a.seed)
     sn = dataclasses.replace(sn, supernet=dataclasses.replace(sn.supernet, progress=False))
     budget = float(sn.budget.bitops or 0)
-    cost_min = float(bitops(smallest(sn.space)))  # the cheapest architecture (8,352)
+    cost_min = float(bitops(smallest(sn.space)))  # the cheapest architecture
     first = run(sn, progress=False)
     # stage 1's wall time from the stored trials (it may have been resumed) plus the supernet's
     # training seconds from its checkpoint
@@ -64,11 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     train_s = float(ck["log"]["seconds"])
     stage1 = span.total_seconds() + train_s
     t1 = time.perf_counter()
-    second = retrain_front(sn, progress=False)
+    second = retrain_front(sn, layers=a.layers, progress=False)
     t2 = time.perf_counter()
     t0 = t1 - stage1
-    scratch = load_spec(ROOT / "studies" / "mixed_precision.toml")
-    scratch = scratch.replace(storage=f"sqlite:///{folder}/scratch.db", name="scratch")
+    scratch = load_spec(a.baseline)
+    if scratch.supernet is not None or scratch.space != sn.space:
+        ap.error(f"--baseline {a.baseline} must search the same space from scratch")
+    scratch = scratch.replace(
+        storage=f"sqlite:///{folder}/scratch.db", name="scratch", seed=a.seed
+    )
     spent, n, base = 0.0, 0, None
     while spent < t2 - t0:  # the same wall time, one trial at a time
         n += 1
@@ -77,8 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         spent += time.perf_counter() - s
     assert base is not None
     out = {
+        "study": Path(a.study).name,
         "space_size": sn.space.size(),
         "budget": budget,
+        "seed": a.seed,
+        "retrain_layers": a.layers,
+        "retrained": len(second.study.trials),
         "supernet_trials": a.trials,
         "supernet_train_seconds": train_s,
         "stage1_seconds": stage1,
