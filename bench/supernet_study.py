@@ -48,6 +48,13 @@ def hv(study: optuna.Study, budget: float, cost_min: float) -> tuple[float, int]
     return front_hypervolume(acc, cost, budget=budget, cost_min=cost_min), len(front)
 
 
+def span_seconds(study: optuna.Study) -> float:
+    """Seconds from a study's first trial start to its last trial end."""
+    starts = [t.datetime_start for t in study.trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in study.trials if t.datetime_complete is not None]
+    return float((max(ends) - min(starts)).total_seconds())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -61,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the from-scratch study file of the same space",
     )
     ap.add_argument("--trials", type=int, default=300, help="supernet trials (stage 1)")
+    ap.add_argument("--sampler", default="", help="stage 1's sampler (default: --study's)")
+    ap.add_argument(
+        "--scratch-sampler", default="", help="the baseline's sampler (default: --baseline's)"
+    )
     ap.add_argument("--dir", default="runs/bench/mixed_precision", help="storage folder")
     ap.add_argument("--seed", type=int, default=0, help="study seed of both searches")
     ap.add_argument("--layers", type=int, default=1, help="stage 2: non-dominated layers")
@@ -71,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     sn = load_spec(a.study)
     if sn.supernet is None:
         ap.error(f"--study {a.study} has no [supernet] section")
-    sn = sn.replace(storage=f"sqlite:///{folder}/supernet.db", trials=a.trials, seed=a.seed)
+    sn = sn.replace(
+        storage=f"sqlite:///{folder}/supernet.db",
+        trials=a.trials,
+        seed=a.seed,
+        sampler=a.sampler or None,
+    )
+    assert sn.supernet is not None
     sn = dataclasses.replace(sn, supernet=dataclasses.replace(sn.supernet, progress=False))
     budget = float(sn.budget.bitops or 0)
     cost_min = float(bitops(smallest(sn.space)))  # the cheapest architecture
@@ -80,23 +97,25 @@ def main(argv: list[str] | None = None) -> int:
     # training seconds from its checkpoint
     import torch
 
-    done = [t for t in first.study.trials if t.datetime_complete is not None]
-    span = max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)  # type: ignore[type-var]
     ck = torch.load(sn.supernet_checkpoint(), map_location="cpu", weights_only=False)
     train_s = float(ck["log"]["seconds"])
-    stage1 = span.total_seconds() + train_s
-    t1 = time.perf_counter()
+    stage1 = span_seconds(first.study) + train_s
     second = retrain_front(sn, layers=a.layers, progress=False)
-    t2 = time.perf_counter()
-    t0 = t1 - stage1
+    # stage 2's wall time from its stored trials too, so a rerun in the same --dir (another
+    # --scratch-sampler) reuses both stages and compares against the same wall time
+    stage2 = span_seconds(second.study)
     scratch = load_spec(a.baseline)
     if scratch.supernet is not None or scratch.space != sn.space:
         ap.error(f"--baseline {a.baseline} must search the same space from scratch")
+    tag = f"-{a.scratch_sampler}" if a.scratch_sampler else ""
     scratch = scratch.replace(
-        storage=f"sqlite:///{folder}/scratch.db", name="scratch", seed=a.seed
+        storage=f"sqlite:///{folder}/scratch{tag}.db",
+        name="scratch",
+        seed=a.seed,
+        sampler=a.scratch_sampler or None,
     )
     spent, n, base = 0.0, 0, None
-    while spent < t2 - t0:  # the same wall time, one trial at a time
+    while spent < stage1 + stage2:  # the same wall time, one trial at a time
         n += 1
         s = time.perf_counter()
         base = run(scratch, trials=n, progress=False)
@@ -108,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         "budget": budget,
         "seed": a.seed,
         "retrain_layers": a.layers,
+        "sampler": sn.study.sampler,
+        "scratch_sampler": scratch.study.sampler,
         "retrained": len(second.study.trials),
         "supernet_trials": a.trials,
         "supernet_train_seconds": train_s,
         "stage1_seconds": stage1,
-        "stage2_seconds": t2 - t1,
+        "stage2_seconds": stage2,
         "stage1_supernet_front_hv": hv(first.study, budget, cost_min),
         "retrained_front_hv": hv(second.study, budget, cost_min),
         "scratch_trials": n,
