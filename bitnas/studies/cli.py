@@ -163,13 +163,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     spec = result.spec
     assert spec is not None
-    if result.warm_start is not None:
-        print(result.warm_start.describe())
-    print(
-        f"study {spec.study.name!r} in {_shown(result.storage_url)}: added "
-        f"{format_counts(result.added)} in {time.perf_counter() - t0:.1f} s; "
-        f"now {format_counts(result.counts())}"
-    )
+    _print_added(result, t0)
     if result.added.get("exhausted"):
         print(
             "note: the sampler kept proposing architectures this study already trained and no "
@@ -178,6 +172,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     print(format_front(result.study, budget=spec.budget.bitops))
     return 0
+
+
+def _print_added(result: StudyResult, t0: float) -> None:
+    """What a run's warm start enqueued, then the trials it added and the study's counts."""
+    if result.warm_start is not None:
+        print(result.warm_start.describe())
+    print(
+        f"study {result.study.study_name!r} in {_shown(result.storage_url)}: added "
+        f"{format_counts(result.added)} in {time.perf_counter() - t0:.1f} s; "
+        f"now {format_counts(result.counts())}"
+    )
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
@@ -192,13 +197,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
         backend=args.backend,
         progress=not args.no_progress,
     )
-    if result.warm_start is not None:
-        print(result.warm_start.describe())
-    print(
-        f"study {result.study.study_name!r} in {_shown(result.storage_url)}: added "
-        f"{format_counts(result.added)} in {time.perf_counter() - t0:.1f} s; "
-        f"now {format_counts(result.counts())}"
-    )
+    _print_added(result, t0)
     budget = result.spec.budget.bitops if result.spec is not None else None
     print(format_front(result.study, budget=budget))
     return 0

@@ -12,9 +12,9 @@ Supernet accuracy ranks stand-alone accuracy only approximately (Kendall tau 0.7
 committed tables), so an architecture just behind the supernet's front is often on the true
 one. Stage 2 therefore re-trains the first ``layers`` non-dominated layers (NSGA-II's sorting;
 default ``DEFAULT_LAYERS`` = 2: the front and the front of the rest). Measured on the committed
-exhaustive tables, every supernet seed (docs/BENCHMARKS.md, "Stage 2: how much to re-train"):
-the front alone recovered 96.9-98.8% of the true front's hypervolume, two layers 97.7-99.7%,
-at about twice the re-training.
+exhaustive tables, every supernet seed (docs/BENCHMARKS.md, "how much of the supernet's
+choice to re-train"): the front alone recovered 96.9-98.8% of the true front's hypervolume,
+two layers 97.7-99.7%, at about twice the re-training.
 """
 
 from __future__ import annotations
