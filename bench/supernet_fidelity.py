@@ -82,6 +82,19 @@ def seed_ceiling(path: Path, rng: np.random.Generator, boot: int) -> dict[str, o
     return ranks(a, b, rng, boot)
 
 
+def table_runs(table: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Per architecture, one stand-alone run's seconds and epochs (the mean over the table's
+    seeds): the epochs trained, not [train] `epochs` — a table trained with early stopping
+    (the converged one) stops most runs sooner."""
+    raw = pq.read_table(TABLES / f"{table}.parquet", columns=["arch_key", "seconds", "epochs"])
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for r in raw.to_pylist():
+        runs.setdefault(r["arch_key"], []).append((r["seconds"], r["epochs"]))
+    secs = {k: float(np.mean([x[0] for x in v])) for k, v in runs.items()}
+    epochs = {k: float(np.mean([x[1] for x in v])) for k, v in runs.items()}
+    return secs, epochs
+
+
 def per_seed_accuracy(table: str) -> dict[int, dict[str, float]]:
     """{seed: {architecture key: validation accuracy}} of a table: one stand-alone run each."""
     raw = pq.read_table(TABLES / f"{table}.parquet", columns=["arch_key", "seed", "val_accuracy"])
@@ -110,7 +123,7 @@ def against_one_run(rows: list, seeds: dict[int, dict[str, float]]) -> dict[str,
 def front_check(
     rows: list,  # type: ignore[type-arg]
     budget: float,
-    table_epochs: int,
+    epochs: dict[str, float],
     seeds: dict[int, dict[str, float]],
     layers: tuple[int, ...] = (1, 2, 3),
 ) -> dict[str, object]:
@@ -142,16 +155,17 @@ def front_check(
             "retrained_hv": hv(picked),
             "hv_ratio": hv(picked) / true,
             "hv_ratio_per_seed": {str(s): hv(picked, a) / hv(feas, a) for s, a in seeds.items()},
-            "retrain_epochs": len(picked) * table_epochs,
+            "retrain_epochs": float(sum(epochs[r[0]] for r in picked)),
             "retrain_seconds": float(sum(r[4] for r in picked)),
         }
     return out
 
 
-def stage2_costs(out: dict, n_archs: int, table_epochs: int) -> None:  # type: ignore[type-arg]
-    """Each stage-2 choice's whole two-stage cost against one seed of the exhaustive table,
-    in sub-network epochs (supernet: steps x sub-networks per step; fine-tuning: its steps
-    on every measured architecture) and in seconds."""
+def stage2_costs(out: dict, n_archs: int, exhaustive_epochs: float) -> None:  # type: ignore[type-arg]
+    """Each stage-2 choice's whole two-stage cost against one seed of the exhaustive table
+    (``exhaustive_epochs``: the epochs its runs trained, one seed), in sub-network epochs
+    (supernet: steps x sub-networks per step; fine-tuning: its steps on every measured
+    architecture) and in seconds."""
     c, sn, s2 = out["cost"], out["supernet"], out["stage2"]
     per_step = 2 + sn["random_subnets"]
     steps_per_epoch = c["supernet_subnet_passes"] / per_step / c["supernet_epochs"]
@@ -159,9 +173,10 @@ def stage2_costs(out: dict, n_archs: int, table_epochs: int) -> None:  # type: i
     c["finetune_epochs"] = sn.get("finetune_steps", 0) / steps_per_epoch * n_archs
     one_seed = c["table_train_seconds"] / c["table_seeds"]
     first = c["supernet_subnet_epochs"] + c["finetune_epochs"]
+    c["exhaustive_epochs_one_seed"] = exhaustive_epochs
     for v in s2["layers"].values():
         v["two_stage_epochs"] = first + v["retrain_epochs"]
-        v["fraction_of_exhaustive_epochs"] = v["two_stage_epochs"] / (n_archs * table_epochs)
+        v["fraction_of_exhaustive_epochs"] = v["two_stage_epochs"] / exhaustive_epochs
         total = c["supernet_train_seconds"] + c["measure_all_seconds"] + v["retrain_seconds"]
         v["two_stage_seconds"] = total
         v["fraction_of_exhaustive_seconds"] = total / one_seed
@@ -180,15 +195,16 @@ def rescore(paths: list[str]) -> int:
         out = json.loads(Path(p).read_text())
         spec = load_spec(TABLES / f"{out['table']}.toml")
         entries, _ = read_table(TABLES / f"{out['table']}.parquet")
-        raw = pq.read_table(TABLES / f"{out['table']}.parquet", columns=["arch_key", "seconds"])
-        secs: dict[str, list[float]] = {}
-        for r in raw.to_pylist():
-            secs.setdefault(r["arch_key"], []).append(r["seconds"])
-        rows = [(k, entries[k], v, t, float(np.mean(secs[k]))) for k, v, t, _ in out["rows"]]
+        secs, epochs = table_runs(out["table"])
+        stale = sum(abs(ref - entries[k].val_accuracy) > 1e-9 for k, _, _, ref in out["rows"])
+        if stale:  # its tau was measured against another version of the table: keep it whole
+            print(f"{p}: skipped, {stale} of its rows hold another version of the table")
+            continue
+        rows = [(k, entries[k], v, t, secs[k]) for k, v, t, _ in out["rows"]]
         seeds = per_seed_accuracy(out["table"])
-        out["stage2"] = front_check(rows, float(spec.budget.bitops or 0), spec.train.epochs, seeds)
+        out["stage2"] = front_check(rows, float(spec.budget.bitops or 0), epochs, seeds)
         out["against_one_run"] = against_one_run(rows, seeds)
-        stage2_costs(out, len(rows), spec.train.epochs)
+        stage2_costs(out, len(rows), sum(epochs[r[0]] for r in rows))
         Path(p).write_text(json.dumps(out, indent=1) + "\n")
         two = out["stage2"]["layers"]["2"]
         one = out["against_one_run"]
@@ -253,9 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         entries = {k: entries[k] for k in sorted(keep)}
     raw = pq.read_table(TABLES / f"{a.table}.parquet", columns=["arch_key", "seconds"]).to_pylist()
     table_seconds = float(sum(r["seconds"] for r in raw))
-    secs: dict[str, list[float]] = {}
-    for r in raw:
-        secs.setdefault(r["arch_key"], []).append(r["seconds"])
+    secs, run_epochs = table_runs(a.table)
     sn = SupernetSpec(
         epochs=a.epochs or spec.train.epochs,
         random_subnets=a.random_subnets,
@@ -286,8 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             if t and e.arch.timesteps != t:
                 continue
             r = measure_subnet(net, e.arch, splits, spec.train, sn, seed=a.seed)
-            one_run = sum(secs[key]) / len(secs[key])
-            rows.append((key, e, r.metrics["val_accuracy"], r.metrics["test_accuracy"], one_run))
+            rows.append((key, e, r.metrics["val_accuracy"], r.metrics["test_accuracy"], secs[key]))
         eval_seconds += time.perf_counter() - t0
     if a.baseline:
         from bitnas.evaluators.training import train_and_evaluate
@@ -340,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             "table_seeds": max(e.seeds for e in entries.values()),
         },
         "stage2": front_check(
-            rows, float(spec.budget.bitops or 0), spec.train.epochs, per_seed_accuracy(a.table)
+            rows, float(spec.budget.bitops or 0), run_epochs, per_seed_accuracy(a.table)
         ),
         "rows": [[r[0], r[2], r[3], r[1].val_accuracy] for r in rows],
     }
@@ -349,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         assert isinstance(c, dict)
         c["baseline_archs"] = a.baseline
         c["load_factor_now_vs_table"] = load_factor
-    stage2_costs(out, len(rows), spec.train.epochs)
+    stage2_costs(out, len(rows), sum(run_epochs[r[0]] for r in rows))
     text = json.dumps(out, indent=1)
     print(text)
     if a.out:

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "retrain_layers": a.layers,
         "sampler": sn.study.sampler,
         "scratch_sampler": scratch.study.sampler,
-        "retrained": len(second.study.trials),
+        "retrained": second.counts()["complete"],
         "supernet_trials": a.trials,
         "supernet_train_seconds": train_s,
         "stage1_seconds": stage1,

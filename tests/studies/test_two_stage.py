@@ -83,3 +83,33 @@ def test_cli_retrains_the_front_only_within_a_limit(tmp_path, capsys):
     assert stage2.user_attrs[ATTR_STAGE]["layers"] == 1
     assert main(["retrain", str(path), "--layers", "0"]) == 2
     assert "layers must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_rerun_retrains_what_the_grown_choice_adds_and_nothing_twice(tmp_path):
+    sn = spec(tmp_path, supernet={"epochs": 2, "progress": False})
+    sn = sn.replace(trials=8)
+    bitnas.run(sn, progress=False)
+
+    def retrained(study):
+        done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+        keys = [t.user_attrs["arch_key"] for t in done]
+        assert len(keys) == len(set(keys)), "an architecture was re-trained twice"
+        return set(keys)
+
+    def chosen(layers):
+        source = bitnas.open_result("sn", storage=sn.study.storage).study
+        return {t.user_attrs["arch_key"] for t in front_trials(source, layers=layers)}
+
+    one = retrain_front(sn, layers=1, progress=False)
+    assert retrained(one.study) == chosen(1)
+    two = retrain_front(sn, layers=2, progress=False)
+    assert chosen(1) < chosen(2) and retrained(two.study) == chosen(2)
+    assert two.study.user_attrs[ATTR_STAGE]["layers"] == 2
+    again = retrain_front(sn, layers=1, progress=False)  # nothing left to do
+    assert again.added.get("complete", 0) == 0 and retrained(again.study) == chosen(2)
+    assert again.study.user_attrs[ATTR_STAGE]["layers"] == 2  # what the study holds
+    bitnas.run(sn.replace(trials=16), progress=False)  # stage 1 grows: its layers change
+    grown = retrain_front(sn, layers=2, progress=False)
+    assert chosen(2) <= retrained(grown.study)
+    with pytest.raises(SpecError, match=r"limit must be an integer >= 1.*-3"):
+        retrain_front(sn, limit=-3, progress=False)
