@@ -19,6 +19,7 @@ from bitnas.search.coordination import (
     tell_spare,
     wait_for_twin,
 )
+from bitnas.search.interrupt import check as check_interrupt
 from bitnas.search.problem import Problem
 from bitnas.search.progress import Progress
 from bitnas.search.records import ATTR_STOPPED, Proposal
@@ -75,6 +76,7 @@ def run_local(
     unseen = exhausted = False
     try:
         while True:
+            check_interrupt()  # a Ctrl-C a finalizer swallowed (interrupt.py)
             view.refresh()
             finished = view.finished
             if finished >= target:
@@ -131,6 +133,7 @@ def run_local(
                 stopped: list[str] = stopped,
                 refs: list[Reference] = refs,
             ) -> bool:
+                check_interrupt()
                 v = float(metrics.get(problem.evaluator.objective, math.nan))
                 curve.append(v)
                 # Optuna's trial.report refuses multi-objective studies; the storage call does

@@ -351,9 +351,12 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bitnas.search.interrupt import catching_interrupts
+
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with catching_interrupts():
+            return COMMANDS[args.command](args)
     except BitnasError as e:
         print(f"bitnas: error: {e}", file=sys.stderr)
         return 2
