@@ -41,6 +41,7 @@ from bitnas.evaluators.supernet.train import train_supernet
 from bitnas.evaluators.table import read_table
 from bitnas.search.pareto import front_hypervolume, pareto_ranks
 from bitnas.studies.loader import load_spec
+from bitnas.studies.tables import TABLE_SECTIONS, stored_settings
 
 TABLES = Path(__file__).parent / "tables"
 
@@ -215,6 +216,18 @@ def rescore(paths: list[str]) -> int:
     return 0
 
 
+def _same_settings(spec, table: str) -> None:
+    """The supernet must see the [data] and [train] the table's networks were trained with:
+    refuse a study file that no longer describes its table (a default changed since)."""
+    stored = stored_settings(TABLES / f"{table}.parquet")
+    diffs = spec.measurement_differences(json.loads(stored or "{}"), sections=TABLE_SECTIONS)
+    if diffs:
+        raise SystemExit(
+            f"bench/tables/{table}.toml does not describe bench/tables/{table}.parquet: "
+            + "; ".join(diffs)
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -231,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--thresholds", default="bits", choices=["bits", "bits_t"], help="[supernet] thresholds"
+    )
+    ap.add_argument(
+        "--norms", default="shared", choices=["shared", "bits", "bits_t"], help="[supernet] norms"
     )
     ap.add_argument("--finetune-steps", type=int, default=0, help="[supernet] finetune_steps")
     ap.add_argument("--finetune-lr", type=float, default=0.0, help="[supernet] finetune_lr")
@@ -263,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"table": a.table, "seed_vs_seed": c}, indent=1))
         return 0
     spec = load_spec(TABLES / f"{a.table}.toml")
+    _same_settings(spec, a.table)
     entries, _meta = read_table(TABLES / f"{a.table}.parquet")
     if a.limit:  # a pilot: a fixed random subset of the table's architectures
         keep = np.random.default_rng(0).permutation(sorted(entries))[: a.limit]
@@ -276,12 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         distill=a.distill,
         calib_batches=a.calib_batches,
         thresholds=a.thresholds,
+        norms=a.norms,
         finetune_steps=a.finetune_steps,
         finetune_lr=a.finetune_lr,
     )
     tag = f"{a.table}-e{sn.epochs}-r{sn.random_subnets}-{'kd' if sn.distill else 'ce'}-s{a.seed}"
     if sn.thresholds != "bits":
         tag += f"-{sn.thresholds}"
+    if sn.norms != "shared":
+        tag += f"-norms_{sn.norms}"
     ck = Path(a.checkpoint_dir) / f"supernet-{tag}.pt"
     splits = load_splits(spec.data)
     # --split-timesteps: one supernet per T over the sub-space of that T (a few-shot split,

@@ -118,6 +118,7 @@ _LEGACY = {
     ("train", "patience"): 5,
     ("train", "min_delta"): 0.0,
     ("supernet", "thresholds"): "bits",
+    ("supernet", "norms"): "shared",
     ("supernet", "finetune_steps"): 0,
     ("supernet", "finetune_lr"): 0.0,
 }
@@ -320,17 +321,23 @@ class StudySpec:
         normalised: dict[str, Any] = json.loads(json.dumps(d))
         return normalised
 
-    def measurement_differences(self, stored: Mapping[str, Any]) -> list[str]:
+    def measurement_differences(
+        self, stored: Mapping[str, Any], sections: tuple[str, ...] | None = None
+    ) -> list[str]:
         """How ``stored`` (an earlier ``to_dict``) differs in what changes measured results:
-        [data], [space], [budget], [train] and the study seed. Empty if results can mix."""
+        [data], [space], [budget], [train], [table], [supernet] and the study seed (or only
+        ``sections``, without the seed). A key ``stored`` lacks because it did not exist yet
+        counts as its old meaning (``_LEGACY``). Empty if results can mix."""
         mine = self.to_dict()
         diffs = []
-        for section in ("data", "space", "budget", "train", "table", "supernet"):
+        for section in sections or ("data", "space", "budget", "train", "table", "supernet"):
             old, new = stored.get(section, {}), mine.get(section, {})
             for key in sorted(set(old) | set(new)):
                 was = old.get(key, _LEGACY.get((section, key)))
                 if was != new.get(key):
                     diffs.append(f"[{section}] {key}: {was!r} -> {new.get(key)!r}")
+        if sections is not None:
+            return diffs
         old_seed = stored.get("study", {}).get("seed")
         if old_seed != mine["study"]["seed"]:
             diffs.append(f"[study] seed: {old_seed!r} -> {mine['study']['seed']!r}")

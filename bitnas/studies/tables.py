@@ -8,15 +8,31 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from bitnas.errors import SpecError
 from bitnas.evaluators.table import build_table
 from bitnas.spaces.cost import COST_MODEL, bitops
 from bitnas.studies.spec import StudySpec
 
-__all__ = ["MAX_TABLE_SIZE", "build_from_spec"]
+__all__ = ["MAX_TABLE_SIZE", "TABLE_SECTIONS", "build_from_spec", "stored_settings"]
 
 #: A table holds every architecture; beyond this size that is no longer a sensible thing to train.
 MAX_TABLE_SIZE = 20_000
+
+
+#: The study-file sections a table's records depend on (stored as its ``bitnas.spec``).
+TABLE_SECTIONS = ("data", "space", "train")
+
+
+def stored_settings(path: str | Path) -> str | None:
+    """The ``bitnas.spec`` a table at ``path`` was built with (None: no table there)."""
+    p = Path(path)
+    if not p.exists():
+        return None
+    meta = pq.read_schema(p).metadata or {}
+    raw = meta.get(b"bitnas.spec")
+    return raw.decode() if raw is not None else None
 
 
 def build_from_spec(
@@ -43,10 +59,13 @@ def build_from_spec(
             where=spec.source,
         )
     d = spec.to_dict()
-    meta = {
-        "bitnas.cost_model": COST_MODEL,
-        "bitnas.spec": json.dumps({k: d[k] for k in ("data", "space", "train")}, sort_keys=True),
-    }
+    settings = json.dumps({k: d[k] for k in TABLE_SECTIONS}, sort_keys=True)
+    stored = stored_settings(out)
+    if stored is not None and not spec.measurement_differences(
+        json.loads(stored), sections=TABLE_SECTIONS
+    ):
+        settings = stored  # the same settings, written before keys that mean the same existed
+    meta = {"bitnas.cost_model": COST_MODEL, "bitnas.spec": settings}
 
     def show(done: int, total: int) -> None:
         # a line per 5% (logs of long builds stay short)

@@ -67,3 +67,29 @@ def test_rescore_reproduces_the_committed_file(tmp_path, name):
         )  # fmt: skip
 
     assert layers["1"]["hv_ratio"] == pytest.approx(hv(front) / hv(keys))
+
+
+def _fidelity_module():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import supernet_fidelity
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return supernet_fidelity
+
+
+def test_every_committed_table_file_describes_its_table_and_a_drifted_one_is_refused(tmp_path):
+    from bitnas.studies.loader import load_spec
+
+    m = _fidelity_module()
+    tables = sorted(p.stem for p in (ROOT / "bench" / "tables").glob("*.parquet"))
+    assert len(tables) == 4
+    for name in tables:  # the supernet trains on what the table's networks were trained on
+        m._same_settings(load_spec(ROOT / "bench" / "tables" / f"{name}.toml"), name)
+    # the digits table's file without `standardize = false` (as before session 14): the
+    # default standardizes, the table's networks did not
+    text = (ROOT / "bench" / "tables" / "digits_mlp.toml").read_text()
+    drifted = tmp_path / "digits_mlp.toml"
+    drifted.write_text("\n".join(x for x in text.splitlines() if not x.startswith("standardize")))
+    with pytest.raises(SystemExit, match=r"\[data\] standardize: False -> True"):
+        m._same_settings(load_spec(drifted), "digits_mlp")

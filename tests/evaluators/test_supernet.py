@@ -16,7 +16,7 @@ from bitnas.evaluators.opcount import count_ops
 from bitnas.evaluators.supernet import SupernetEvaluator, SupernetSpec
 from bitnas.evaluators.supernet.evaluator import measure_subnet
 from bitnas.evaluators.supernet.slots import largest, slot_keys, smallest
-from bitnas.evaluators.supernet.train import build_supernet, train_supernet
+from bitnas.evaluators.supernet.train import build_supernet, fingerprint, train_supernet
 from bitnas.spaces import CNN1DSpace, CNN2DSpace, MLPSpace, ResNetSpace, bitops
 from bitnas.studies.spec import StudySpec
 
@@ -90,6 +90,52 @@ def test_thresholds_per_timesteps_are_their_own_and_the_default_shares_them():
     assert not torch.equal(own.extract(arch[3]).eval()(x), before[3])
     with pytest.raises(SpecError, match="`thresholds` must be one of"):
         SupernetSpec(thresholds="layer")
+
+
+@pytest.mark.parametrize("norms", ["bits", "bits_t"])
+def test_switchable_norms_are_their_own_per_precision_and_the_default_shares_them(norms):
+    space = SPACES["mlp"]
+
+    def arch(wbits, abits, T=1):
+        return space.from_params(
+            {"depth": 1, "width_0": 4, "wbits_0": wbits, "wbits_out": 8, "abits_0": abits,
+             "timesteps": T, "input_encoding": "direct"}
+        )  # fmt: skip
+
+    shared = build_supernet(space, seed=0)
+    own = build_supernet(space, seed=0, spec=SupernetSpec(norms=norms))
+    def gamma(net, sub):  # where the sub-network's batch-norm weight lives
+        return net.tensors(sub)["norms.0.weight"].data_ptr()
+
+    a, b, c = arch(2, 1), arch(4, 1), arch(2, 2)  # b: other weight bits, c: other act bits
+    assert gamma(shared, a) == gamma(shared, b) == gamma(shared, c)
+    assert len({gamma(own, a), gamma(own, b), gamma(own, c)}) == 3
+    per_t = gamma(own, arch(2, 1, T=3)) != gamma(own, a)
+    assert per_t == (norms == "bits_t")
+    # per hidden slot, one copy per (weight bits, activation bits[, T]); the read-out has none
+    copies = len(space.wbits) * len(space.abits) * (len(space.timesteps) if per_t else 1)
+    copies *= space.depth[1]
+    assert len(own.norms) == copies
+    x = torch.rand(4, *space.input_shape)
+    for sub in (a, b, c, largest(space), smallest(space)):  # still exactly its architecture
+        torch.manual_seed(1)
+        out = own(sub, x)
+        torch.manual_seed(1)
+        assert torch.equal(out, own.extract(sub)(x))
+    before = {k: own.extract(k).eval()(x) for k in (a, b)}
+    with torch.no_grad():  # a's batch norm: b does not see it
+        own.tensors(a)["norms.0.bias"].add_(5.0)
+    assert torch.equal(own.extract(b).eval()(x), before[b])
+    assert not torch.equal(own.extract(a).eval()(x), before[a])
+    with pytest.raises(SpecError, match="`norms` must be one of"):
+        SupernetSpec(norms="width")
+
+
+def test_switchable_norms_change_the_fingerprint_and_the_default_keeps_old_ones():
+    space, train, data = SPACES["mlp"], TrainSpec(epochs=1), None
+    base = fingerprint(space, train, SupernetSpec(), data, 0)
+    assert fingerprint(space, train, SupernetSpec(norms="shared"), data, 0) == base
+    assert fingerprint(space, train, SupernetSpec(norms="bits"), data, 0) != base
 
 
 def test_weight_sharing_is_real():

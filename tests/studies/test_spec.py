@@ -134,10 +134,14 @@ def test_a_study_stored_before_the_new_keys_resumes_at_their_old_meaning(tmp_pat
     # a supernet study stored before [supernet] `thresholds` existed
     sn = load_spec(write(tmp_path, GOOD + "\n[supernet]\nepochs = 2\n"))
     stored = sn.to_dict()
-    del stored["supernet"]["thresholds"]
+    del stored["supernet"]["thresholds"], stored["supernet"]["norms"]
     assert sn.measurement_differences(stored) == []
     per_t = load_spec(write(tmp_path, GOOD + '\n[supernet]\nepochs = 2\nthresholds = "bits_t"\n'))
     assert per_t.measurement_differences(stored) == ["[supernet] thresholds: 'bits' -> 'bits_t'"]
+    switch = load_spec(write(tmp_path, GOOD + '\n[supernet]\nepochs = 2\nnorms = "bits"\n'))
+    assert switch.measurement_differences(stored) == ["[supernet] norms: 'shared' -> 'bits'"]
+    with pytest.raises(SpecError, match=r"`norms` must be one of \['shared', 'bits', 'bits_t'\]"):
+        load_spec(write(tmp_path, GOOD + '\n[supernet]\nnorms = "width"\n'))
 
 
 def test_missing_file_and_bad_toml(tmp_path):

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import json
+import tomllib
+
 import pyarrow.parquet as pq
 import pytest
 
 from bitnas.errors import SpecError
 from bitnas.evaluators import TableEvaluator
 from bitnas.studies.spec import StudySpec
-from bitnas.studies.tables import MAX_TABLE_SIZE, build_from_spec
+from bitnas.studies.tables import MAX_TABLE_SIZE, build_from_spec, stored_settings
 from tests.studies.test_cli import bitnas
 
 
@@ -71,3 +74,23 @@ def test_a_space_too_large_for_a_table_is_refused(tmp_path):
     assert spec.space.size() > MAX_TABLE_SIZE
     with pytest.raises(SpecError, match="limited to"):
         build_from_spec(spec, tmp_path / "o.parquet", seeds=[0])
+
+
+@pytest.mark.slow
+def test_a_table_built_before_a_key_existed_resumes_where_the_key_keeps_its_old_meaning(tmp_path):
+    raw = _study("tbl", f"{tmp_path}/x.db").replace("[space]", "[data]\nstandardize = false\n[space]")
+    spec = StudySpec.from_dict(tomllib.loads(raw), source="t.toml")
+    out = tmp_path / "t.parquet"
+    assert build_from_spec(spec, out, seeds=[0], progress=False) == 16
+    # as a table written before `standardize` existed stores it: without the key
+    table = pq.read_table(out)
+    meta = dict(table.schema.metadata)
+    settings = json.loads(meta[b"bitnas.spec"])
+    del settings["data"]["standardize"]
+    meta[b"bitnas.spec"] = json.dumps(settings, sort_keys=True).encode()
+    pq.write_table(table.replace_schema_metadata(meta), out)
+    assert build_from_spec(spec, out, seeds=[0], progress=False) == 0  # nothing retrained
+    assert json.loads(stored_settings(out)) == settings  # and the old record kept
+    standardized = StudySpec.from_dict(tomllib.loads(_study("tbl", "x.db")), source="t.toml")
+    with pytest.raises(SpecError, match="built from different"):  # the default now differs
+        build_from_spec(standardized, out, seeds=[0], progress=False)

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from bitnas.errors import SpecError
 from bitnas.evaluators.config import _number
 
-__all__ = ["THRESHOLDS", "SupernetSpec"]
+__all__ = ["NORMS", "THRESHOLDS", "SupernetSpec"]
 
 #: What the supernet's neuron thresholds are switched by (see ``SupernetSpec``).
 THRESHOLDS = ("bits", "bits_t")
+#: What the supernet's batch norms are switched by (see ``SupernetSpec``).
+NORMS = ("shared", "bits", "bits_t")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class SupernetSpec:
     threshold is shared across — ``"bits"`` (one per slot and activation bit width, every T
     alike) or ``"bits_t"`` (one per slot, bit width and number of timesteps: a binary neuron
     that integrates 2 steps and one that integrates 4 learn their own step).
+    ``norms``: what a layer's batch norm (its affine weights and running statistics) is
+    shared across — ``"shared"`` (one per slot, every precision alike; the statistics are
+    re-estimated per sub-network anyway), ``"bits"`` (switchable batch norm: one per slot and
+    (weight bits, activation bits) of the layer, as any-precision and AdaBits networks keep one
+    per bit width) or ``"bits_t"`` (per slot, bits and number of timesteps).
     ``finetune_steps``: training steps each extracted sub-network takes on its own before it
     is measured (0: none, the inherited weights as they are), from its inherited weights, with
     [train]'s optimizer at ``finetune_lr`` (0: the supernet's rate) on a cosine schedule to 0.
@@ -44,6 +51,7 @@ class SupernetSpec:
     batch_size: int = 0
     progress: bool = True
     thresholds: str = "bits"
+    norms: str = "shared"
     finetune_steps: int = 0
     finetune_lr: float = 0.0
 
@@ -52,6 +60,10 @@ class SupernetSpec:
             raise SpecError(
                 f"`thresholds` must be one of {list(THRESHOLDS)}, got {self.thresholds!r}",
                 field="thresholds",
+            )
+        if self.norms not in NORMS:
+            raise SpecError(
+                f"`norms` must be one of {list(NORMS)}, got {self.norms!r}", field="norms"
             )
         _number("epochs", self.epochs, low=1, integer=True)
         _number("random_subnets", self.random_subnets, low=0, integer=True)

@@ -3,11 +3,13 @@
 Every slot (see ``slots``) holds one full-precision weight as large as the largest layer any
 architecture of the space puts there, its bias and batch norm, and one threshold per activation
 bit width (the neuron's step is as switchable as its bits; T needs nothing: the same neuron runs
-any number of steps). A sub-network runs as the ordinary ``BitNet`` of its architecture with
-its parameters replaced by slices of the supernet's (``torch.func.functional_call``): the
-quantizers, the neuron and the read-out are the trained evaluator's own code, weights are
-fake-quantized on the fly to the sub-network's bits, and gradients flow into the shared
-latent weights. ``extract`` copies those slices into a stand-alone ``BitNet``.
+any number of steps). The batch norm is one per slot, or switchable: one per slot and the
+layer's (weight bits, activation bits), and T where asked. A sub-network runs as the ordinary
+``BitNet`` of its architecture with its parameters replaced by slices of the supernet's
+(``torch.func.functional_call``): the quantizers, the neuron and the read-out are the trained
+evaluator's own code, weights are fake-quantized on the fly to the sub-network's bits, and
+gradients flow into the shared latent weights. ``extract`` copies those slices into a
+stand-alone ``BitNet``.
 """
 
 from __future__ import annotations
@@ -36,9 +38,18 @@ def _neuron_key(slot: str, abits: int, timesteps: int | None) -> str:
     return f"{slot}_a{abits}" if timesteps is None else f"{slot}_a{abits}_t{timesteps}"
 
 
+def _norm_key(slot: str, bits: tuple[int, int | None] | None, timesteps: int | None) -> str:
+    if bits is None:
+        return slot
+    key = f"{slot}_w{bits[0]}_a{bits[1]}"
+    return key if timesteps is None else f"{key}_t{timesteps}"
+
+
 class SuperNet(nn.Module):
     """Latent layers per slot (``hosts``) and thresholds per (slot, activation bits), or per
-    (slot, activation bits, timesteps) where ``timesteps`` are given."""
+    (slot, activation bits, timesteps) where ``timesteps`` are given. Batch norms per slot, or,
+    with ``norm_wbits`` (every weight bit width of the space), per (slot, weight bits,
+    activation bits), and timesteps where ``norm_steps`` are given."""
 
     def __init__(
         self,
@@ -46,13 +57,30 @@ class SuperNet(nn.Module):
         abits: tuple[int, ...],
         neuron: NeuronSpec,
         timesteps: tuple[int, ...] | None = None,
+        norm_wbits: tuple[int, ...] | None = None,
+        norm_steps: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         self.per_t = timesteps is not None
         steps: tuple[int | None, ...] = tuple(timesteps) if timesteps is not None else (None,)
         self.hosts = dict(hosts)
         self.layers = nn.ModuleDict({k: _weighted(h, "absmax") for k, h in hosts.items()})
-        self.norms = nn.ModuleDict({k: _norm(h) for k, h in hosts.items()})
+        self.norm_bits = norm_wbits is not None
+        self.norm_per_t = norm_steps is not None
+        if norm_wbits is None:
+            self.norms = nn.ModuleDict({k: _norm(h) for k, h in hosts.items()})
+        else:  # switchable: every precision (and T) a layer of the slot can take
+            nsteps: tuple[int | None, ...] = tuple(norm_steps) if norm_steps else (None,)
+            self.norms = nn.ModuleDict(
+                {
+                    _norm_key(k, (w, a), t): _norm(h)
+                    for k, h in hosts.items()
+                    if h.norm
+                    for w in norm_wbits
+                    for a in (abits if h.abits is not None else (None,))
+                    for t in nsteps
+                }
+            )
         self.neurons = nn.ModuleDict(
             {
                 _neuron_key(k, b, t): MultiLevelIF(b, leak=neuron.leak, v_init=neuron.v_init)
@@ -114,7 +142,7 @@ class SuperNet(nn.Module):
             out[f"layers.{i}.weight"] = w
             if isinstance(mod.bias, torch.Tensor):
                 out[f"layers.{i}.bias"] = mod.bias[: lay.out_ch]
-            norm = self.norms[key]
+            norm = self._norm_of(key, i, lay, arch.timesteps)
             if isinstance(norm, nn.modules.batchnorm._BatchNorm):
                 assert norm.running_mean is not None and norm.running_var is not None
                 out[f"norms.{i}.weight"] = norm.weight[: lay.out_ch]
@@ -135,6 +163,20 @@ class SuperNet(nn.Module):
                 out[f"neurons.{i}.theta"] = n.theta
                 out[f"neurons.{i}.initialized"] = n.initialized
         return out
+
+    def _norm_of(self, key: str, i: int, lay: LayerSpec, timesteps: int) -> nn.Module:
+        if not self.norm_bits:
+            return self.norms[key]
+        if not lay.norm:
+            return nn.Identity()
+        name = _norm_key(key, (lay.wbits, lay.abits), timesteps if self.norm_per_t else None)
+        if name not in self.norms:
+            raise EvaluationError(
+                f"layer {i} has {lay.wbits} weight bits and {lay.abits} activation bits at "
+                f"T={timesteps}, for which the supernet has no batch norm in slot {key}: the "
+                "architecture is not of its space"
+            )
+        return self.norms[name]
 
     def _template(self, arch: Architecture) -> BitNet:
         k = arch.to_json()

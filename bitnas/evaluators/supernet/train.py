@@ -61,17 +61,31 @@ def build_supernet(
     space: SearchSpace, *, seed: int, spec: SupernetSpec | None = None
 ) -> SuperNet:
     """A freshly initialised supernet of ``space`` (initialisation fixed by ``seed``), its
-    thresholds switched as ``spec.thresholds`` says."""
+    thresholds and batch norms switched as ``spec.thresholds`` and ``spec.norms`` say."""
     abits = tuple(getattr(space, "abits", ()))
     neuron = getattr(space, "neuron", None)
     if not abits or neuron is None:
         raise SpecError(f"the supernet needs a bit-allocation space, got {type(space).__name__}")
-    steps = None
-    if spec is not None and spec.thresholds == "bits_t":
-        steps = tuple(sorted(set(getattr(space, "timesteps", (1,)))))
+    all_t = tuple(sorted(set(getattr(space, "timesteps", (1,)))))
+    steps = all_t if spec is not None and spec.thresholds == "bits_t" else None
+    norms = spec.norms if spec is not None else "shared"
+    wbits = _weight_bits(space) if norms != "shared" else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return SuperNet(space_hosts(space), abits, neuron, steps)
+        return SuperNet(
+            space_hosts(space), abits, neuron, steps,
+            norm_wbits=wbits, norm_steps=all_t if norms == "bits_t" else None,
+        )  # fmt: skip
+
+
+def _weight_bits(space: SearchSpace) -> tuple[int, ...]:
+    """Every weight bit width a layer of ``space`` can take (searched, first and last)."""
+    bits = set(getattr(space, "wbits", ()))
+    bits |= {b for b in (getattr(space, "first_wbits", None), getattr(space, "last_wbits", None))
+             if isinstance(b, int)}  # fmt: skip
+    if not bits:
+        raise SpecError(f"switchable batch norms need weight bits; {type(space).__name__} has none")
+    return tuple(sorted(bits))
 
 
 #: [supernet] settings of how sub-networks are measured, not of the trained weights
@@ -83,8 +97,9 @@ def fingerprint(
 ) -> str:
     """Everything that shapes the trained weights; a checkpoint made under others is refused."""
     keep = {k: v for k, v in vars(spec).items() if k not in MEASURE_ONLY}
-    if keep["thresholds"] == "bits":  # the default: checkpoints made before it existed load
-        del keep["thresholds"]
+    for name, default in (("thresholds", "bits"), ("norms", "shared")):
+        if keep[name] == default:  # the default: checkpoints made before it existed load
+            del keep[name]
     text = json.dumps(
         [repr(space), repr(train), keep, repr(data), seed], sort_keys=True, default=str
     )
