@@ -18,7 +18,7 @@ An evaluator below the independent-run value ranks worse than re-training each a
 once more; one above it ranks better than a second training run. The script writes no table:
 `--third` is read only.
 
-    python bench/rank_ceiling.py --table digits_mlp --third runs/digits_mlp_3seeds.parquet \
+    python bench/rank_ceiling.py --table digits_mlp --third docs/supernet/digits_mlp_3seeds.parquet \
         --boot 200 --out docs/supernet/ceiling_digits_mlp.json
 """
 
@@ -35,9 +35,10 @@ import pyarrow.parquet as pq
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).parent))
-from supernet_fidelity import TABLES, ranks  # noqa: E402
+from supernet_fidelity import TABLES, ranks
 
-from bitnas.studies.loader import load_spec  # noqa: E402
+from bitnas.studies.loader import load_spec
+from bitnas.studies.tables import TABLE_SECTIONS, stored_settings
 
 
 def runs(path: Path) -> dict[int, dict[str, tuple[float, float]]]:
@@ -52,6 +53,8 @@ def runs(path: Path) -> dict[int, dict[str, tuple[float, float]]]:
 def estimated(tau_runs: float) -> dict[str, float]:
     """Under the Gaussian noise model: from one run's tau against another, the tau of an
     independent run and of a noise-free evaluator against the mean of two runs."""
+    if not tau_runs > 0:
+        raise SystemExit(f"two runs agree at tau {tau_runs}: the noise model needs tau > 0")
     r = math.sin(math.pi / 2 * tau_runs)
     to_tau = lambda c: 2 / math.pi * math.asin(min(1.0, c))  # noqa: E731
     return {
@@ -64,7 +67,18 @@ def estimated(tau_runs: float) -> dict[str, float]:
 def ceiling(table: str, third: Path | None, boot: int) -> dict[str, object]:
     spec = load_spec(TABLES / f"{table}.toml")
     own = runs(TABLES / f"{table}.parquet")
+    if len(own) < 2:
+        raise SystemExit(f"bench/tables/{table}.parquet holds {len(own)} seed(s); 2 are needed")
     s0, s1 = sorted(own)[:2]
+    extra = None
+    if third is not None:
+        for path in (TABLES / f"{table}.parquet", third):  # both: what the study file says
+            stored = stored_settings(path)
+            if stored is None or spec.measurement_differences(
+                json.loads(stored), sections=TABLE_SECTIONS
+            ):
+                raise SystemExit(f"{path} was not built with bench/tables/{table}.toml's settings")
+        extra = runs(third)
     keys = sorted(own[s0].keys() & own[s1].keys())
     a = np.array([own[s0][k][0] for k in keys])
     b = np.array([own[s1][k][0] for k in keys])
@@ -79,8 +93,7 @@ def ceiling(table: str, third: Path | None, boot: int) -> dict[str, object]:
             "run_vs_run": ranks(a[mask], b[mask], rng, boot),
             "estimate": estimated(tau01),
         }
-        if third is not None:
-            extra = runs(third)
+        if extra is not None:
             seeds = [s for s in sorted(extra) if s not in (s0, s1)]
             if not seeds:
                 raise SystemExit(f"{third} holds no seed other than {s0} and {s1}")

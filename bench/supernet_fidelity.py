@@ -220,7 +220,9 @@ def _same_settings(spec, table: str) -> None:
     """The supernet must see the [data] and [train] the table's networks were trained with:
     refuse a study file that no longer describes its table (a default changed since)."""
     stored = stored_settings(TABLES / f"{table}.parquet")
-    diffs = spec.measurement_differences(json.loads(stored or "{}"), sections=TABLE_SECTIONS)
+    if stored is None:
+        raise SystemExit(f"bench/tables/{table}.parquet is missing or records no settings")
+    diffs = spec.measurement_differences(json.loads(stored), sections=TABLE_SECTIONS)
     if diffs:
         raise SystemExit(
             f"bench/tables/{table}.toml does not describe bench/tables/{table}.parquet: "

@@ -330,7 +330,8 @@ class StudySpec:
         counts as its old meaning (``_LEGACY``). Empty if results can mix."""
         mine = self.to_dict()
         diffs = []
-        for section in sections or ("data", "space", "budget", "train", "table", "supernet"):
+        every = ("data", "space", "budget", "train", "table", "supernet")
+        for section in every if sections is None else sections:
             old, new = stored.get(section, {}), mine.get(section, {})
             for key in sorted(set(old) | set(new)):
                 was = old.get(key, _LEGACY.get((section, key)))

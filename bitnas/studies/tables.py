@@ -61,10 +61,15 @@ def build_from_spec(
     d = spec.to_dict()
     settings = json.dumps({k: d[k] for k in TABLE_SECTIONS}, sort_keys=True)
     stored = stored_settings(out)
-    if stored is not None and not spec.measurement_differences(
-        json.loads(stored), sections=TABLE_SECTIONS
-    ):
-        settings = stored  # the same settings, written before keys that mean the same existed
+    if stored is not None:
+        diffs = spec.measurement_differences(json.loads(stored), sections=TABLE_SECTIONS)
+        if diffs:
+            raise SpecError(
+                f"{str(out)!r} was built from other settings ({'; '.join(diffs)}); write the "
+                "new table to another file",
+                where=spec.source,
+            )
+        settings = stored  # the same settings, maybe written before keys that mean the same
     meta = {"bitnas.cost_model": COST_MODEL, "bitnas.spec": settings}
 
     def show(done: int, total: int) -> None:

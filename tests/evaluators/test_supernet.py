@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import random
 
 import numpy as np
@@ -16,7 +18,12 @@ from bitnas.evaluators.opcount import count_ops
 from bitnas.evaluators.supernet import SupernetEvaluator, SupernetSpec
 from bitnas.evaluators.supernet.evaluator import measure_subnet
 from bitnas.evaluators.supernet.slots import largest, slot_keys, smallest
-from bitnas.evaluators.supernet.train import build_supernet, fingerprint, train_supernet
+from bitnas.evaluators.supernet.train import (
+    MEASURE_ONLY,
+    build_supernet,
+    fingerprint,
+    train_supernet,
+)
 from bitnas.spaces import CNN1DSpace, CNN2DSpace, MLPSpace, ResNetSpace, bitops
 from bitnas.studies.spec import StudySpec
 
@@ -104,6 +111,7 @@ def test_switchable_norms_are_their_own_per_precision_and_the_default_shares_the
 
     shared = build_supernet(space, seed=0)
     own = build_supernet(space, seed=0, spec=SupernetSpec(norms=norms))
+
     def gamma(net, sub):  # where the sub-network's batch-norm weight lives
         return net.tensors(sub)["norms.0.weight"].data_ptr()
 
@@ -131,11 +139,13 @@ def test_switchable_norms_are_their_own_per_precision_and_the_default_shares_the
         SupernetSpec(norms="width")
 
 
-def test_switchable_norms_change_the_fingerprint_and_the_default_keeps_old_ones():
+def test_switchable_norms_change_the_fingerprint():
+    # (that the default keeps checkpoints made before `norms` existed: the test below pins
+    # the old format's hash)
     space, train, data = SPACES["mlp"], TrainSpec(epochs=1), None
     base = fingerprint(space, train, SupernetSpec(), data, 0)
-    assert fingerprint(space, train, SupernetSpec(norms="shared"), data, 0) == base
     assert fingerprint(space, train, SupernetSpec(norms="bits"), data, 0) != base
+    assert fingerprint(space, train, SupernetSpec(norms="bits_t"), data, 0) != base
 
 
 def test_weight_sharing_is_real():
@@ -163,7 +173,7 @@ def _splits(space, n=96, seed=0):
     def part(m):
         y = rng.integers(0, space.num_classes, m)
         x = rng.random((m, *shape)).astype(np.float32) * 0.3
-        x[:, 0] += y[:, None] * 0.3  # learnable: the label shifts the first row
+        x[:, 0] += (y * 0.3).reshape(-1, *[1] * (x.ndim - 2))  # learnable: the label shifts row 0
         return x.astype(np.float32), y.astype(np.int64)
 
     (a, b), (c, d), (e, f) = part(n), part(32), part(32)
@@ -202,6 +212,41 @@ def test_evaluate_measures_like_the_trained_evaluator(tmp_path):
     assert r.metrics["val_accuracy"] > 1 / space.num_classes  # it learned something
     again = measure_subnet(net, arch, splits, train, spec, seed=0)
     assert again.metrics == r.metrics and again.densities == r.densities
+
+
+def test_sub_networks_standardize_their_input_as_the_trained_evaluator_does():
+    space = SPACES["mlp"]  # no batch norm in front of the first layer: the input scale shows
+    raw = _splits(space)
+    norm = (float(raw.x_train.mean()), float(raw.x_train.std()))
+    std = dataclasses.replace(raw, input_norm=norm)
+    train = TrainSpec(batch_size=32, lr=1e-2)
+    spec = SupernetSpec(epochs=1, random_subnets=1, calib_batches=0, progress=False)
+    plain, _ = train_supernet(space, raw, train, spec, seed=0, checkpoint=None)
+    net, _ = train_supernet(space, std, train, spec, seed=0, checkpoint=None)
+    arch = largest(space)
+    assert plain.extract(arch).input_norm is None
+    model = net.extract(arch)
+    assert model.input_norm == norm
+    x = torch.from_numpy(std.x_val)
+    torch.manual_seed(1)
+    through = net.eval()(arch, x)
+    torch.manual_seed(1)
+    assert torch.equal(through, model.eval()(x))  # training saw what measuring sees
+    r = measure_subnet(net, arch, std, train, spec, seed=0)
+    assert r.info["input_norm"] == std.norm_record()
+    # a checkpoint of a standardized study written before the supernet standardized is refused
+    data = StudySpec.from_dict({"study": {"name": "x"}}).data
+    assert data.standardize
+    old = json.dumps(
+        [repr(space), repr(train), {k: v for k, v in vars(spec).items() if k not in MEASURE_ONLY
+         and k not in ("thresholds", "norms")}, repr(data), 0], sort_keys=True, default=str,
+    )  # fmt: skip
+    assert fingerprint(space, train, spec, data, 0) != hashlib.sha1(old.encode()).hexdigest()[:16]
+    raw_data = dataclasses.replace(data, standardize=False)
+    old = old.replace(repr(data), repr(raw_data))
+    assert (
+        fingerprint(space, train, spec, raw_data, 0) == hashlib.sha1(old.encode()).hexdigest()[:16]
+    )
 
 
 def test_finetuning_trains_a_copy_and_leaves_the_supernet_and_its_checkpoint_alone(tmp_path):

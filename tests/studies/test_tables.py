@@ -78,7 +78,9 @@ def test_a_space_too_large_for_a_table_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_a_table_built_before_a_key_existed_resumes_where_the_key_keeps_its_old_meaning(tmp_path):
-    raw = _study("tbl", f"{tmp_path}/x.db").replace("[space]", "[data]\nstandardize = false\n[space]")
+    raw = _study("tbl", f"{tmp_path}/x.db").replace(
+        "[space]", "[data]\nstandardize = false\n[space]"
+    )
     spec = StudySpec.from_dict(tomllib.loads(raw), source="t.toml")
     out = tmp_path / "t.parquet"
     assert build_from_spec(spec, out, seeds=[0], progress=False) == 16
@@ -92,5 +94,7 @@ def test_a_table_built_before_a_key_existed_resumes_where_the_key_keeps_its_old_
     assert build_from_spec(spec, out, seeds=[0], progress=False) == 0  # nothing retrained
     assert json.loads(stored_settings(out)) == settings  # and the old record kept
     standardized = StudySpec.from_dict(tomllib.loads(_study("tbl", "x.db")), source="t.toml")
-    with pytest.raises(SpecError, match="built from different"):  # the default now differs
+    with pytest.raises(
+        SpecError, match=r"built from other settings \(\[data\] standardize: False -> True\)"
+    ):
         build_from_spec(standardized, out, seeds=[0], progress=False)

@@ -69,7 +69,7 @@ def test_cli_retrains_the_front_only_within_a_limit(tmp_path, capsys):
         study_extra='sampler = "random"\nseed = 3\n',
     ) + "[supernet]\nepochs = 2\nprogress = false\n"  # fmt: skip
     path = tmp_path / "snc.toml"
-    path.write_text(study.replace("trials = 5", "trials = 10"))
+    path.write_text(study.replace("trials = 5", "trials = 16"))
     assert main(["run", str(path), "--no-progress"]) == 0
     front = front_trials(bitnas.open_result(str(path)).study)
     assert len(front) >= 2

@@ -31,10 +31,11 @@ class SupernetSpec:
     alike) or ``"bits_t"`` (one per slot, bit width and number of timesteps: a binary neuron
     that integrates 2 steps and one that integrates 4 learn their own step).
     ``norms``: what a layer's batch norm (its affine weights and running statistics) is
-    shared across — ``"shared"`` (one per slot, every precision alike; the statistics are
-    re-estimated per sub-network anyway), ``"bits"`` (switchable batch norm: one per slot and
-    (weight bits, activation bits) of the layer, as any-precision and AdaBits networks keep one
-    per bit width) or ``"bits_t"`` (per slot, bits and number of timesteps).
+    shared across — ``"shared"`` (one per slot, every precision alike; with
+    ``calib_batches`` > 0 the statistics are re-estimated per sub-network anyway), ``"bits"``
+    (switchable batch norm: one per slot and (weight bits, activation bits) of the layer, as
+    any-precision and AdaBits networks keep one per bit width) or ``"bits_t"`` (per slot, bits
+    and number of timesteps).
     ``finetune_steps``: training steps each extracted sub-network takes on its own before it
     is measured (0: none, the inherited weights as they are), from its inherited weights, with
     [train]'s optimizer at ``finetune_lr`` (0: the supernet's rate) on a cosine schedule to 0.

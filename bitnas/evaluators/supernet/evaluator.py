@@ -186,6 +186,7 @@ def measure_subnet(
             "step_densities": [list(s) for s in meter.step_densities()],
             "eval_seconds": time.perf_counter() - start,
             "device": str(device),
+            "input_norm": splits.norm_record(),
         },
     )
 

@@ -49,7 +49,9 @@ class SuperNet(nn.Module):
     """Latent layers per slot (``hosts``) and thresholds per (slot, activation bits), or per
     (slot, activation bits, timesteps) where ``timesteps`` are given. Batch norms per slot, or,
     with ``norm_wbits`` (every weight bit width of the space), per (slot, weight bits,
-    activation bits), and timesteps where ``norm_steps`` are given."""
+    activation bits), and timesteps where ``norm_steps`` are given. ``input_norm``: the
+    (mean, sd) every sub-network standardizes its encoded input with, as a trained network of
+    the same [data] does (None: none)."""
 
     def __init__(
         self,
@@ -59,8 +61,10 @@ class SuperNet(nn.Module):
         timesteps: tuple[int, ...] | None = None,
         norm_wbits: tuple[int, ...] | None = None,
         norm_steps: tuple[int, ...] | None = None,
+        input_norm: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
+        self.input_norm = input_norm  # every sub-network standardizes its input with it
         self.per_t = timesteps is not None
         steps: tuple[int | None, ...] = tuple(timesteps) if timesteps is not None else (None,)
         self.hosts = dict(hosts)
@@ -171,10 +175,11 @@ class SuperNet(nn.Module):
             return nn.Identity()
         name = _norm_key(key, (lay.wbits, lay.abits), timesteps if self.norm_per_t else None)
         if name not in self.norms:
+            at = f" at T={timesteps}" if self.norm_per_t else ""
             raise EvaluationError(
-                f"layer {i} has {lay.wbits} weight bits and {lay.abits} activation bits at "
-                f"T={timesteps}, for which the supernet has no batch norm in slot {key}: the "
-                "architecture is not of its space"
+                f"layer {i} has {lay.wbits} weight bits and {lay.abits} activation bits{at}, "
+                f"for which the supernet has no batch norm in slot {key}: the architecture is "
+                "not of its space"
             )
         return self.norms[name]
 
@@ -183,7 +188,7 @@ class SuperNet(nn.Module):
         t = self._templates.get(k)
         if t is None:
             with torch.device("meta"):
-                t = build_model(arch, "absmax")
+                t = build_model(arch, "absmax", self.input_norm)
             self._templates[k] = t
             if len(self._templates) > TEMPLATE_CACHE:
                 self._templates.popitem(last=False)
@@ -201,7 +206,7 @@ class SuperNet(nn.Module):
     @torch.no_grad()
     def extract(self, arch: Architecture) -> BitNet:
         """A stand-alone ``BitNet`` of ``arch`` holding copies of its slices of the supernet."""
-        model = build_model(arch, "absmax")
+        model = build_model(arch, "absmax", self.input_norm)
         state = {k: v.detach().clone() for k, v in self.tensors(arch).items()}
         model.load_state_dict(state, strict=True)
         for n in model.neurons.values():

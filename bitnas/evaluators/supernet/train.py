@@ -58,10 +58,15 @@ class TrainLog:
 
 
 def build_supernet(
-    space: SearchSpace, *, seed: int, spec: SupernetSpec | None = None
+    space: SearchSpace,
+    *,
+    seed: int,
+    spec: SupernetSpec | None = None,
+    input_norm: tuple[float, float] | None = None,
 ) -> SuperNet:
     """A freshly initialised supernet of ``space`` (initialisation fixed by ``seed``), its
-    thresholds and batch norms switched as ``spec.thresholds`` and ``spec.norms`` say."""
+    thresholds and batch norms switched as ``spec.thresholds`` and ``spec.norms`` say, its
+    sub-networks standardizing their input with ``input_norm`` (the splits')."""
     abits = tuple(getattr(space, "abits", ()))
     neuron = getattr(space, "neuron", None)
     if not abits or neuron is None:
@@ -75,6 +80,7 @@ def build_supernet(
         return SuperNet(
             space_hosts(space), abits, neuron, steps,
             norm_wbits=wbits, norm_steps=all_t if norms == "bits_t" else None,
+            input_norm=input_norm,
         )  # fmt: skip
 
 
@@ -100,9 +106,11 @@ def fingerprint(
     for name, default in (("thresholds", "bits"), ("norms", "shared")):
         if keep[name] == default:  # the default: checkpoints made before it existed load
             del keep[name]
-    text = json.dumps(
-        [repr(space), repr(train), keep, repr(data), seed], sort_keys=True, default=str
-    )
+    parts = [repr(space), repr(train), keep, repr(data), seed]
+    if getattr(data, "standardize", False):
+        # supernets trained before they honoured [data] `standardize` saw raw inputs: refused
+        parts.append("standardized inputs")
+    text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -144,7 +152,7 @@ def train_supernet(
     (an interruption, for tests). Returns the net (in eval mode, on the device) and the log."""
     device = resolve_device(train.device)
     want = fingerprint(space, train, spec, data, seed)
-    net = build_supernet(space, seed=seed, spec=spec).to(device)
+    net = build_supernet(space, seed=seed, spec=spec, input_norm=splits.input_norm).to(device)
     batch = spec.batch_size or train.batch_size
     lr = spec.lr or train.lrs[0]
     opt = _make_optimizer(net, train, lr)
