@@ -18,7 +18,8 @@ An evaluator below the independent-run value ranks worse than re-training each a
 once more; one above it ranks better than a second training run. The script writes no table:
 `--third` is read only.
 
-    python bench/rank_ceiling.py --table digits_mlp --third docs/supernet/digits_mlp_3seeds.parquet \
+    python bench/rank_ceiling.py --table digits_mlp \
+        --third docs/supernet/digits_mlp_3seeds.parquet \
         --boot 200 --out docs/supernet/ceiling_digits_mlp.json
 """
 
