@@ -149,7 +149,8 @@ def test_a_lost_node_s_trials_are_retried_and_the_study_reaches_its_target(tmp_p
     study = optuna.load_study(study_name="lost", storage=open_storage(f"sqlite:///{db}"))
     trials = study.get_trials()
     c = counts(trials)
-    assert c["finished"] == 24 and c["running"] == 0 and c["failed"] == 0, c
+    failed = [(t.number, t.state.name, t.user_attrs) for t in trials if t.state == TrialState.FAIL]
+    assert c["finished"] == 24 and c["running"] == 0 and c["failed"] == 0, (c, failed)
     keys = [t.user_attrs["arch_key"] for t in trained(trials)]
     assert len(keys) == len(set(keys)) == 24, "an architecture was trained twice"
     abandoned = [t for t in trials if str(t.user_attrs.get("error", "")).startswith("abandoned")]
